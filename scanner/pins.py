@@ -1,0 +1,191 @@
+"""Parse, format and compute SPKI pins. Pure: bytes in, values out.
+
+A pin is the digest of a certificate's DER SubjectPublicKeyInfo (RFC 7469
+§2.4). Accepted spellings (DESIGN §2):
+
+- ``sha256/B64`` and legacy ``sha1/B64`` (OkHttp);
+- ``pin-sha256="B64"`` (HPKP; the quotes are optional here);
+- bare base64, whose digest comes from the ``digest`` argument (Android's
+  ``<pin digest="SHA-256">``), SHA-256 when not given;
+- hex, 64 digits for SHA-256 or 40 for SHA-1, colons allowed.
+
+Base64 is read like okio does (OkHttp): standard or URL-safe alphabet,
+padding optional. Unlike OkHttp, a digest of the wrong length is an error,
+not a pin that silently never matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+
+from cryptography import x509
+
+from scanner.errors import PinError
+from scanner.model import HashAlg, Pin, PinFormat
+
+_B64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+_HEX_CHARS = re.compile(r"^[0-9A-Fa-f]+$")
+_PREFIX = re.compile(r"^([A-Za-z0-9-]+)/(.*)$", re.DOTALL)
+# What can stand before "/" as an algorithm name. Bare base64 also contains "/",
+# but its first segment is never shaped like a digest name.
+_ALG_NAME = re.compile(r"^(sha[0-9_-]*|sha3-?[0-9]+|md[0-9]|blake2[bs]?)$", re.IGNORECASE)
+_HPKP = re.compile(r'^pin-([A-Za-z0-9]+)\s*=\s*(?:"([^"]*)"|(\S*))$', re.DOTALL)
+
+_DIGEST_NAMES = {
+    "sha-256": HashAlg.SHA256,
+    "sha256": HashAlg.SHA256,
+    "sha-1": HashAlg.SHA1,
+    "sha1": HashAlg.SHA1,
+}
+
+
+def parse_digest_name(name: str, where: str | None = None) -> HashAlg:
+    """``SHA-256``/``sha256``/``SHA-1``/``sha1`` (any case) to a HashAlg."""
+    alg = _DIGEST_NAMES.get(name.strip().lower())
+    if alg is None:
+        raise PinError(name, "unsupported digest (use SHA-256, or legacy SHA-1)", where)
+    return alg
+
+
+def _decode_b64(original: str, text: str, alg: HashAlg, where: str | None) -> bytes:
+    body = "".join(text.split())  # okio skips whitespace
+    if not body:
+        raise PinError(original, "empty digest", where)
+    if not _B64_CHARS.match(body):
+        raise PinError(original, "not valid base64", where)
+    stripped = body.rstrip("=")
+    if len(stripped) % 4 == 1:
+        raise PinError(original, "not valid base64 (dangling character)", where)
+    padded = stripped.replace("-", "+").replace("_", "/")
+    padded += "=" * (-len(padded) % 4)
+    try:
+        digest = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise PinError(original, f"not valid base64 ({exc})", where) from None
+    if len(digest) != alg.digest_size:
+        hint = ""
+        if _HEX_CHARS.match(body) and len(body) in (40, 64):
+            hint = "; it looks like a hex digest: write it without the prefix"
+        raise PinError(
+            original,
+            f"a {alg.value} digest is {alg.digest_size} bytes, this decodes to "
+            f"{len(digest)}{hint}",
+            where,
+        )
+    return digest
+
+
+def _alg_from_prefix(original: str, name: str, where: str | None) -> HashAlg:
+    try:
+        return HashAlg(name.lower())
+    except ValueError:
+        raise PinError(
+            original, f"unsupported algorithm {name!r} (pins start with sha256/ or sha1/)", where
+        ) from None
+
+
+def parse_pin(text: str, *, digest: str | None = None, where: str | None = None) -> Pin:
+    """Parse one pin in any accepted spelling. Raises PinError naming the pin and `where`."""
+    if not isinstance(text, str):
+        raise PinError(repr(text), "a pin must be a string", where)
+    original = text
+    s = text.strip()
+    if not s:
+        raise PinError(original, "empty pin", where)
+    m = _HPKP.match(s)
+    if m:
+        alg = _alg_from_prefix(original, m.group(1), where)
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        return Pin(alg, _decode_b64(original, value, alg, where))
+    m = _PREFIX.match(s)
+    if m and _ALG_NAME.match(m.group(1)):
+        alg = _alg_from_prefix(original, m.group(1), where)
+        return Pin(alg, _decode_b64(original, m.group(2), alg, where))
+    hexbody = s.replace(":", "")
+    if _HEX_CHARS.match(hexbody) and len(hexbody) in (40, 64):
+        alg = HashAlg.SHA256 if len(hexbody) == 64 else HashAlg.SHA1
+        if digest is not None and parse_digest_name(digest, where) is not alg:
+            raise PinError(original, f"a {len(hexbody) // 2}-byte hex digest is not {digest}", where)
+        return Pin(alg, bytes.fromhex(hexbody))
+    alg = parse_digest_name(digest, where) if digest is not None else HashAlg.SHA256
+    return Pin(alg, _decode_b64(original, s, alg, where))
+
+
+def format_pin(pin: Pin, fmt: PinFormat = PinFormat.OKHTTP) -> str:
+    """Write a pin in one spelling (``pinaudit pin --format``)."""
+    if fmt is PinFormat.OKHTTP:
+        return f"{pin.alg.value}/{pin.b64}"
+    if fmt is PinFormat.HPKP:
+        return f'pin-{pin.alg.value}="{pin.b64}"'
+    if fmt is PinFormat.ANDROID:
+        name = "SHA-256" if pin.alg is HashAlg.SHA256 else "SHA-1"
+        return f'<pin digest="{name}">{pin.b64}</pin>'
+    if fmt is PinFormat.HEX:
+        return pin.digest.hex()
+    return pin.b64
+
+
+# --- SPKI -------------------------------------------------------------------
+
+
+def _tlv(data: bytes, offset: int) -> tuple[int, int, int]:
+    """Read one DER TLV header at `offset`: (tag, content start, content end)."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag = data[offset]
+    first = data[offset + 1]
+    pos = offset + 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or pos + n > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    end = pos + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, end
+
+
+def spki_der_from_tbs(tbs: bytes) -> bytes:
+    """The raw SubjectPublicKeyInfo TLV of a TBSCertificate, exactly as encoded.
+
+    Clients hash the encoded SPKI; taking the bytes from the certificate
+    (rather than re-serialising the key) gives the right pin for every key
+    type, including ones the crypto library cannot load.
+    """
+    tag, pos, end = _tlv(tbs, 0)
+    if tag != 0x30:
+        raise ValueError("TBSCertificate is not a SEQUENCE")
+    field_tag, _, field_end = _tlv(tbs, pos)
+    if field_tag == 0xA0:  # [0] EXPLICIT version
+        pos = field_end
+    # serial, signature, issuer, validity, subject
+    for _ in range(5):
+        _, _, pos = _tlv(tbs, pos)
+    tag, _, spki_end = _tlv(tbs, pos)
+    if tag != 0x30 or spki_end > end:
+        raise ValueError("SubjectPublicKeyInfo not found")
+    return tbs[pos:spki_end]
+
+
+def spki_der(cert: x509.Certificate) -> bytes:
+    return spki_der_from_tbs(cert.tbs_certificate_bytes)
+
+
+def pins_of_spki(spki: bytes) -> tuple[Pin, Pin]:
+    """(sha256 pin, sha1 pin) of a DER SubjectPublicKeyInfo."""
+    return (
+        Pin(HashAlg.SHA256, hashlib.sha256(spki).digest()),
+        Pin(HashAlg.SHA1, hashlib.sha1(spki).digest()),  # noqa: S324 - legacy pin format
+    )
+
+
+def pin_of_certificate(cert: x509.Certificate, alg: HashAlg = HashAlg.SHA256) -> Pin:
+    sha256, sha1 = pins_of_spki(spki_der(cert))
+    return sha256 if alg is HashAlg.SHA256 else sha1

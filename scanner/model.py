@@ -253,7 +253,9 @@ class ChainReport:
     path: tuple[PathCert, ...]
     hostname_ok: bool | None  # None: could not be decided (no path)
     error: str | None  # the verifier's message when status is not VALID
-    anchor_in_store: bool = False
+    # A WebPKI rule other than time and hostname that the leaf breaks (e.g. no
+    # serverAuth EKU), found while diagnosing an INVALID/INCOMPLETE chain.
+    policy_error: str | None = None
 
     @property
     def leaf(self) -> CertFacts | None:

@@ -27,10 +27,10 @@ from scanner.errors import PinError
 from scanner.model import HashAlg, Pin, PinFormat
 
 _B64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
-_HEX_CHARS = re.compile(r"^[0-9A-Fa-f]+$")
+_HEX_CHARS = re.compile(r"^[0-9A-Fa-f]+\Z")  # \Z: "$" would accept a trailing newline
 _PREFIX = re.compile(r"^([A-Za-z0-9-]+)/(.*)$", re.DOTALL)
 # What can stand before "/" as an algorithm name. Bare base64 also contains "/",
-# but its first segment is never shaped like a digest name.
+# but its first segment is rarely shaped like a digest name (parse_pin falls back).
 _ALG_NAME = re.compile(r"^(sha[0-9_-]*|sha3-?[0-9]+|md[0-9]|blake2[bs]?)$", re.IGNORECASE)
 _HPKP = re.compile(r'^pin-([A-Za-z0-9]+)\s*=\s*(?:"([^"]*)"|(\S*))$', re.DOTALL)
 
@@ -71,8 +71,7 @@ def _decode_b64(original: str, text: str, alg: HashAlg, where: str | None) -> by
             hint = "; it looks like a hex digest: write it without the prefix"
         raise PinError(
             original,
-            f"a {alg.value} digest is {alg.digest_size} bytes, this decodes to "
-            f"{len(digest)}{hint}",
+            f"a {alg.value} digest is {alg.digest_size} bytes, this decodes to {len(digest)}{hint}",
             where,
         )
     return digest
@@ -102,13 +101,24 @@ def parse_pin(text: str, *, digest: str | None = None, where: str | None = None)
         return Pin(alg, _decode_b64(original, value, alg, where))
     m = _PREFIX.match(s)
     if m and _ALG_NAME.match(m.group(1)):
-        alg = _alg_from_prefix(original, m.group(1), where)
-        return Pin(alg, _decode_b64(original, m.group(2), alg, where))
+        try:
+            alg = _alg_from_prefix(original, m.group(1), where)
+            return Pin(alg, _decode_b64(original, m.group(2), alg, where))
+        except PinError as prefixed:
+            # Bare base64 can itself start with "sha/", "md5/", "sha256/"...: when the
+            # whole text is a pin as bare base64 it is one (never both readings work).
+            try:
+                bare = parse_digest_name(digest, where) if digest is not None else HashAlg.SHA256
+                return Pin(bare, _decode_b64(original, s, bare, where))
+            except PinError:
+                raise prefixed from None
     hexbody = s.replace(":", "")
     if _HEX_CHARS.match(hexbody) and len(hexbody) in (40, 64):
         alg = HashAlg.SHA256 if len(hexbody) == 64 else HashAlg.SHA1
         if digest is not None and parse_digest_name(digest, where) is not alg:
-            raise PinError(original, f"a {len(hexbody) // 2}-byte hex digest is not {digest}", where)
+            raise PinError(
+                original, f"a {len(hexbody) // 2}-byte hex digest is not {digest}", where
+            )
         return Pin(alg, bytes.fromhex(hexbody))
     alg = parse_digest_name(digest, where) if digest is not None else HashAlg.SHA256
     return Pin(alg, _decode_b64(original, s, alg, where))
@@ -182,7 +192,7 @@ def pins_of_spki(spki: bytes) -> tuple[Pin, Pin]:
     """(sha256 pin, sha1 pin) of a DER SubjectPublicKeyInfo."""
     return (
         Pin(HashAlg.SHA256, hashlib.sha256(spki).digest()),
-        Pin(HashAlg.SHA1, hashlib.sha1(spki).digest()),  # noqa: S324 - legacy pin format
+        Pin(HashAlg.SHA1, hashlib.sha1(spki).digest()),
     )
 
 

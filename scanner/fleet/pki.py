@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Union
+from typing import TypeAlias, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from scanner.model import HashAlg, Pin
 from scanner.pins import pin_of_certificate
 
-PrivateKey = Union[
+PrivateKey: TypeAlias = Union[  # noqa: UP007 - a runtime alias must work on Python 3.10
     rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey
 ]
 
@@ -39,8 +39,8 @@ _HASHES: dict[str, hashes.HashAlgorithm | None] = {
 # encoded length), then re-signing the TBS with the legacy hash.
 _RSA_SHA256_OID = bytes.fromhex("2a864886f70d01010b")
 _LEGACY_RSA: dict[str, tuple[bytes, hashes.HashAlgorithm]] = {
-    "sha1": (bytes.fromhex("2a864886f70d010105"), hashes.SHA1()),  # noqa: S303 - on purpose
-    "md5": (bytes.fromhex("2a864886f70d010104"), hashes.MD5()),  # noqa: S303 - on purpose
+    "sha1": (bytes.fromhex("2a864886f70d010105"), hashes.SHA1()),
+    "md5": (bytes.fromhex("2a864886f70d010104"), hashes.MD5()),
 }
 
 

@@ -1,0 +1,454 @@
+"""Endpoint + chain report + now → findings. Pure.
+
+The catalogue of checks (code, severity, meaning) is ``CATALOGUE``; the
+README's findings table is written from it and a test keeps the two equal.
+
+Pins are matched against the path a client builds (leaf → trust anchor,
+the anchor included even when the server does not send it), never against
+served certificates off that path (OkHttp ``unrelatedPinned*`` tests,
+pinning-semantics §8.5). A pin-set's ``expires`` date ends enforcement at
+00:00 UTC of that date (TrustKit's rule; Android devices stop between
+D-1 10:00Z and D 12:00Z depending on their time zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from scanner.model import (
+    CertFacts,
+    ChainReport,
+    Check,
+    Endpoint,
+    Finding,
+    HashAlg,
+    KeyType,
+    PathStatus,
+    Pin,
+    Pinset,
+    Severity,
+)
+
+C, W, INFO = Severity.CRITICAL, Severity.WARNING, Severity.INFO
+
+CATALOGUE: dict[Check, tuple[Severity, str]] = {
+    Check.PIN_MISMATCH: (
+        C,
+        "No declared pin matches a key of the validated path: pinned clients fail "
+        "(warning while the pin-set is not enforced any more).",
+    ),
+    Check.PIN_OUTSIDE_PATH: (
+        W,
+        "A pin matches only a served certificate that is not on the validated path; "
+        "clients ignore it, so it protects nothing.",
+    ),
+    Check.PINSET_EXPIRED: (
+        W,
+        "The pin-set's expiration date has passed: clients no longer enforce the pins.",
+    ),
+    Check.PINSET_EXPIRING: (
+        W,
+        "The pin-set expires within pinset_warn_days: ship an app update with a new "
+        "date or pins before then.",
+    ),
+    Check.SINGLE_PIN: (W, "Fewer than two pins: no backup pin is possible (RFC 7469 §4.3)."),
+    Check.NO_BACKUP_PIN: (
+        W,
+        "Every pin matches the current path: none is left for a key or CA not yet in use.",
+    ),
+    Check.LEAF_ONLY_PIN: (
+        W,
+        "Only the leaf's key is matched: renewing the certificate with a new key breaks "
+        "every pinned client.",
+    ),
+    Check.LEGACY_SHA1_PIN: (W, "A sha1/ pin: only OkHttp accepts it; Android and iOS do not."),
+    Check.UNRESOLVED_PIN: (
+        INFO,
+        "A pin names no known certificate (trust-store roots or certificates seen in "
+        "this scan): check that it is a key you hold.",
+    ),
+    Check.CERT_EXPIRED: (C, "A certificate of the path has expired."),
+    Check.CERT_EXPIRING: (
+        W,
+        "A certificate of the path expires within warn_days (critical within critical_days).",
+    ),
+    Check.CERT_NOT_YET_VALID: (C, "A certificate of the path is not valid yet."),
+    Check.CHAIN_UNTRUSTED: (
+        C,
+        "No valid path to an anchor of the endpoint's trust store, or the path breaks "
+        "a WebPKI rule.",
+    ),
+    Check.HOSTNAME_MISMATCH: (C, "The leaf is not valid for the server name."),
+    Check.CHAIN_INCOMPLETE: (
+        C,
+        "The server does not send an intermediate that the path needs (it was found "
+        "elsewhere in the scan).",
+    ),
+    Check.CHAIN_MISORDERED: (
+        W,
+        "The served chain is not in path order (critical when the first certificate "
+        "is not the server's).",
+    ),
+    Check.CHAIN_EXTRA_CERTS: (W, "The server sends a certificate that is not on the path."),
+    Check.CERT_UNPARSABLE: (C, "A served certificate does not parse."),
+    Check.WEAK_KEY: (C, "An RSA or DSA key under 2048 bits, or an EC key under 256 bits."),
+    Check.WEAK_SIGNATURE: (C, "A certificate of the path is signed with SHA-1 or MD5."),
+    Check.UNREACHABLE: (C, "The endpoint could not be scanned: no chain was read."),
+    Check.NOT_SCANNED: (
+        C,
+        "The scan's global deadline passed before this endpoint was scanned.",
+    ),
+}
+
+_CHECK_ORDER = {check: n for n, check in enumerate(Check)}
+
+
+def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Most severe first, then catalogue order, then certificate position."""
+    return tuple(
+        sorted(
+            findings,
+            key=lambda f: (
+                -f.severity.rank,
+                _CHECK_ORDER[f.check],
+                -1 if f.certificate is None else f.certificate,
+                str(f.pin or ""),
+            ),
+        )
+    )
+
+
+def worst(findings: Iterable[Finding]) -> Severity | None:
+    ranks = [f.severity for f in findings]
+    return max(ranks, key=lambda s: s.rank) if ranks else None
+
+
+def pinset_expiry(pinset: Pinset) -> datetime | None:
+    """The instant a pin-set stops being enforced: 00:00 UTC of its date."""
+    if pinset.expires is None:
+        return None
+    return datetime.combine(pinset.expires, time(0), tzinfo=timezone.utc)
+
+
+def pins_enforced(pinset: Pinset, now: datetime) -> bool:
+    expiry = pinset_expiry(pinset)
+    return expiry is None or now < expiry
+
+
+@dataclass(frozen=True)
+class _Cert:
+    """A certificate the audit looks at: its facts and where it sits."""
+
+    facts: CertFacts
+    position: int | None  # served position
+    path_index: int | None  # index in the path, None when not on it
+
+
+def _days(delta: timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    return f"{days:.1f} days" if days < 2 else f"{int(days)} days"
+
+
+def _date(when: datetime | date) -> str:
+    if isinstance(when, datetime):
+        return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return when.isoformat()
+
+
+class _Audit:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        report: ChainReport,
+        now: datetime,
+        known_keys: Mapping[Pin, str],
+    ) -> None:
+        self.endpoint = endpoint
+        self.report = report
+        self.now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        self.known_keys = known_keys
+        self.findings: list[Finding] = []
+        on_path = {pc.facts.der_sha256: i for i, pc in enumerate(report.path)}
+        self.path = [_Cert(pc.facts, pc.served_position, i) for i, pc in enumerate(report.path)]
+        self.served = [
+            _Cert(s.facts, s.position, on_path.get(s.facts.der_sha256))
+            for s in report.served
+            if s.facts is not None
+        ]
+        # What the time, key and signature checks look at: the path, or
+        # failing that whatever was served.
+        self.examined = self.path or self.served
+
+    def add(
+        self,
+        check: Check,
+        message: str,
+        *,
+        cert: _Cert | None = None,
+        pin: Pin | None = None,
+        severity: Severity | None = None,
+        position: int | None = None,
+    ) -> None:
+        self.findings.append(
+            Finding(
+                check=check,
+                severity=severity or CATALOGUE[check][0],
+                message=message,
+                certificate=cert.position if cert else position,
+                pin=pin,
+                subject=cert.facts.subject if cert else None,
+            )
+        )
+
+    # --- chain ------------------------------------------------------------
+
+    def chain(self) -> None:
+        report = self.report
+        for s in report.served:
+            if s.facts is None:
+                self.add(
+                    Check.CERT_UNPARSABLE,
+                    f"certificate {s.position} ({len(s.der)} bytes) does not parse: {s.error}",
+                    position=s.position,
+                )
+        if report.status is PathStatus.UNPARSABLE:
+            return
+        explained = False
+        if report.hostname_ok is False:
+            explained = True
+            leaf = self.served[0]
+            names = ", ".join(leaf.facts.san_dns + leaf.facts.san_ip) or "no subjectAltName"
+            self.add(
+                Check.HOSTNAME_MISMATCH,
+                f"certificate is not valid for {report.server_name!r} (it names: {names})",
+                cert=leaf,
+            )
+        if report.policy_error:
+            explained = True
+            self.add(Check.CHAIN_UNTRUSTED, report.policy_error)
+        explained |= self.validity()
+        self.keys_and_signatures()
+        if report.status is PathStatus.UNTRUSTED:
+            self.untrusted()
+        elif report.status is PathStatus.INCOMPLETE:
+            missing = [c for c in self.path[1:-1] if c.position is None]
+            names = "; ".join(c.facts.subject for c in missing) or "an intermediate"
+            self.add(
+                Check.CHAIN_INCOMPLETE,
+                f"the server does not send {names}: clients that do not fetch missing "
+                "intermediates fail",
+            )
+        elif report.status is PathStatus.INVALID and not explained:
+            self.add(Check.CHAIN_UNTRUSTED, report.error or "the chain does not validate")
+        self.order_and_extras()
+
+    def untrusted(self) -> None:
+        self.add(
+            Check.CHAIN_UNTRUSTED,
+            f"no valid path to an anchor of trust store {self.endpoint.trust}: {self.report.error}",
+        )
+
+    def validity(self) -> bool:
+        """Time checks on every certificate examined; True when one fails."""
+        failed = False
+        now, ep = self.now, self.endpoint
+        for cert in self.examined:
+            f = cert.facts
+            if now < f.not_before:
+                failed = True
+                self.add(
+                    Check.CERT_NOT_YET_VALID,
+                    f"not valid before {_date(f.not_before)} ({_days(f.not_before - now)} "
+                    "from now)",
+                    cert=cert,
+                )
+            elif now >= f.not_after:
+                failed = True
+                self.add(
+                    Check.CERT_EXPIRED,
+                    f"expired {_date(f.not_after)} ({_days(now - f.not_after)} ago)",
+                    cert=cert,
+                )
+            else:
+                left = f.not_after - now
+                if left <= timedelta(days=ep.critical_days):
+                    severity = C
+                elif left <= timedelta(days=ep.warn_days):
+                    severity = W
+                else:
+                    continue
+                self.add(
+                    Check.CERT_EXPIRING,
+                    f"expires {_date(f.not_after)} (in {_days(left)})",
+                    cert=cert,
+                    severity=severity,
+                )
+        return failed
+
+    def keys_and_signatures(self) -> None:
+        for n, cert in enumerate(self.examined):
+            f = cert.facts
+            weak = (f.key_type in (KeyType.RSA, KeyType.DSA) and f.key_bits < 2048) or (
+                f.key_type is KeyType.EC and f.key_bits < 256
+            )
+            if weak:
+                self.add(
+                    Check.WEAK_KEY, f"{f.key_type.value.upper()} {f.key_bits}-bit key", cert=cert
+                )
+            is_anchor = bool(self.path) and n == len(self.path) - 1
+            if f.signature_hash in ("sha1", "md5") and not is_anchor and not f.self_issued:
+                self.add(
+                    Check.WEAK_SIGNATURE,
+                    f"signed with {f.signature_algorithm} ({f.signature_hash.upper()})",
+                    cert=cert,
+                )
+
+    def order_and_extras(self) -> None:
+        if not self.path:
+            return
+        first = self.served[0]
+        later_leaf = [c for c in self.served[1:] if not c.facts.is_ca and c.path_index is None]
+        if first.facts.is_ca and later_leaf:
+            self.add(
+                Check.CHAIN_MISORDERED,
+                f"the first certificate sent is the CA {first.facts.subject}; clients take "
+                f"it as the server's certificate (the server's is sent at position "
+                f"{later_leaf[0].position})",
+                cert=first,
+                severity=C,
+            )
+        else:
+            positions = [c.position for c in self.path if c.position is not None]
+            if positions != sorted(positions):
+                self.add(
+                    Check.CHAIN_MISORDERED,
+                    "served order "
+                    + ", ".join(str(p) for p in positions)
+                    + " does not follow the path leaf → anchor",
+                )
+        for cert in self.served:
+            if cert.path_index is None:
+                self.add(
+                    Check.CHAIN_EXTRA_CERTS,
+                    f"{cert.facts.subject} is sent but not on the path",
+                    cert=cert,
+                )
+
+    # --- pins -------------------------------------------------------------
+
+    def pins(self) -> None:
+        pinset = self.endpoint.pinset
+        if pinset is None:
+            return
+        pins = pinset.pins
+        if not pins:
+            self.add(Check.SINGLE_PIN, f"pin-set {pinset.name!r} is empty: pinning is disabled")
+            return
+        enforced = self.pinset_window(pinset)
+        # Without a path every client fails already (chain_untrusted); pins
+        # are only judged against a path, as clients judge them.
+        matched = self.match(pinset, enforced) if self.path else {}
+        if len(pins) < 2:
+            self.add(Check.SINGLE_PIN, f"pin-set {pinset.name!r} has a single pin", pin=pins[0])
+        elif len(matched) == len(pins):
+            self.add(
+                Check.NO_BACKUP_PIN,
+                f"all {len(pins)} pins of {pinset.name!r} match the current path: none is a backup",
+            )
+        for pin in pins:
+            if pin.alg is HashAlg.SHA1:
+                self.add(Check.LEGACY_SHA1_PIN, f"{pin} is a legacy SHA-1 pin", pin=pin)
+        seen = {p for c in self.served + self.path for p in c.facts.pins}
+        for pin in pins:
+            if pin not in seen and pin not in self.known_keys:
+                self.add(
+                    Check.UNRESOLVED_PIN,
+                    f"{pin} is not the key of any trust-store root or certificate seen",
+                    pin=pin,
+                )
+
+    def match(self, pinset: Pinset, enforced: bool) -> dict[Pin, _Cert]:
+        """Pins that match the path, each with the first certificate it matches."""
+        matched: dict[Pin, _Cert] = {}
+        for pin in pinset.pins:
+            hit = next((c for c in self.path if pin in c.facts.pins), None)
+            if hit is not None:
+                matched[pin] = hit
+                continue
+            off_path = [c for c in self.served if c.path_index is None and pin in c.facts.pins]
+            if off_path:
+                self.add(
+                    Check.PIN_OUTSIDE_PATH,
+                    f"{pin} matches {off_path[0].facts.subject}, which is sent but not on the "
+                    "validated path: clients ignore it",
+                    cert=off_path[0],
+                    pin=pin,
+                )
+        if not matched:
+            keys = "; ".join(f"{c.facts.spki_sha256}: {c.facts.subject}" for c in self.path)
+            state = "" if enforced else " (pins not enforced any more)"
+            self.add(
+                Check.PIN_MISMATCH,
+                f"no pin of {pinset.name!r} matches the path{state}. Path keys: {keys}. "
+                f"Pins: {', '.join(str(p) for p in pinset.pins)}",
+                severity=C if enforced else W,
+            )
+        elif all(c.path_index == 0 for c in matched.values()) and not self.path[0].facts.is_ca:
+            pin, leaf = next(iter(matched.items()))
+            self.add(
+                Check.LEAF_ONLY_PIN,
+                "only the leaf's key is pinned: a renewal with a new key breaks pinned clients",
+                cert=leaf,
+                pin=pin,
+            )
+        return matched
+
+    def pinset_window(self, pinset: Pinset) -> bool:
+        expiry = pinset_expiry(pinset)
+        if expiry is None:
+            return True
+        if self.now >= expiry:
+            self.add(
+                Check.PINSET_EXPIRED,
+                f"pin-set {pinset.name!r} expired {pinset.expires}: clients do not enforce "
+                "its pins any more",
+            )
+            return False
+        left = expiry - self.now
+        if left <= timedelta(days=self.endpoint.pinset_warn_days):
+            self.add(
+                Check.PINSET_EXPIRING,
+                f"pin-set {pinset.name!r} stops being enforced on {pinset.expires} "
+                f"(in {_days(left)})",
+            )
+        return True
+
+
+def audit(
+    endpoint: Endpoint,
+    report: ChainReport,
+    now: datetime,
+    *,
+    known_keys: Mapping[Pin, str] | None = None,
+) -> tuple[Finding, ...]:
+    """Every finding for one endpoint's chain as of `now`, most severe first.
+
+    `known_keys` maps pins of certificates known to the scan (trust-store
+    roots, certificates seen at other endpoints) to their subjects; a pin
+    found in none of them, nor in this chain, is reported as unresolved."""
+    run = _Audit(endpoint, report, now, known_keys or {})
+    run.chain()
+    run.pins()
+    return sort_findings(run.findings)
+
+
+def resolve_pin(pin: Pin, report: ChainReport, known_keys: Mapping[Pin, str]) -> str | None:
+    """Subject of the certificate a pin names, if known."""
+    for cert in [pc.facts for pc in report.path] + [
+        s.facts for s in report.served if s.facts is not None
+    ]:
+        if pin in cert.pins:
+            return cert.subject
+    return known_keys.get(pin)

@@ -148,7 +148,7 @@ class _Cert:
 
 def _days(delta: timedelta) -> str:
     days = delta.total_seconds() / 86400
-    return f"{days:.1f} days" if days < 2 else f"{int(days)} days"
+    return f"{days:.1f} days" if days < 2 else f"{round(days)} days"
 
 
 def _date(when: datetime | date) -> str:

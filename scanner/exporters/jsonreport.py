@@ -1,0 +1,165 @@
+"""Results → the stable JSON report (DESIGN §4). Pure: dicts in, dicts out.
+
+``report(...)`` is the ``--format json`` document; ``endpoint_entry`` is one
+line of ``--format jsonl``, followed by ``summary_line``. The shape is
+documented in the README and checked by a JSON Schema in the tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from scanner.audit import pins_enforced, pinset_expiry
+from scanner.model import CertFacts, ChainReport, Finding
+from scanner.results import EndpointResult, ResultStatus
+
+REPORT_VERSION = 1
+
+
+def timestamp(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def role(facts: CertFacts, position: int) -> str:
+    if position == 0:
+        return "leaf"
+    if facts.is_ca and facts.self_issued:
+        return "root"
+    return "intermediate" if facts.is_ca else "other"
+
+
+def _chain(report: ChainReport) -> list[dict[str, Any]]:
+    on_path = {pc.served_position for pc in report.path if pc.served_position is not None}
+    chain: list[dict[str, Any]] = []
+    for served in report.served:
+        entry: dict[str, Any] = {"position": served.position, "in_path": served.position in on_path}
+        facts = served.facts
+        if facts is None:
+            entry.update(role="unparsable", error=served.error, size=len(served.der))
+        else:
+            entry.update(
+                role=role(facts, served.position),
+                subject=facts.subject,
+                issuer=facts.issuer,
+                serial=format(facts.serial, "x"),
+                spki_sha256=str(facts.spki_sha256),
+                not_before=timestamp(facts.not_before),
+                not_after=timestamp(facts.not_after),
+                key=f"{facts.key_type.value}{facts.key_bits}",
+                signature=facts.signature_algorithm,
+                san=list(facts.san_dns + facts.san_ip),
+                sct_count=facts.sct_count,
+            )
+        chain.append(entry)
+    return chain
+
+
+def finding_entry(finding: Finding) -> dict[str, Any]:
+    return {
+        "check": finding.check.value,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "certificate": finding.certificate,
+        "pin": str(finding.pin) if finding.pin else None,
+        "subject": finding.subject,
+    }
+
+
+def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
+    ep = result.endpoint
+    primary = result.primary
+    report = primary.report if primary else None
+    observation = primary.observation if primary else None
+    failure = result.failure if observation is None else None
+    entry: dict[str, Any] = {
+        "name": ep.name,
+        "host": ep.host,
+        "port": ep.port,
+        "sni": ep.sni,
+        "address": primary.address if primary else None,
+        "labels": ep.label_map,
+        "status": result.status.value,
+        "chain": _chain(report) if report else [],
+        "path": [str(pc.facts.spki_sha256) for pc in report.path]
+        if report and report.valid
+        else [],
+        "path_status": report.status.value if report else None,
+        "findings": [finding_entry(f) for f in result.findings],
+        "tls": {
+            "version": observation.tls_version,
+            "cipher": observation.cipher,
+            "alpn": observation.alpn,
+            "handshake_seconds": round(observation.handshake_seconds, 6),
+        }
+        if observation
+        else None,
+        "error": {"reason": failure.kind.value, "detail": failure.detail, "alert": failure.alert}
+        if failure
+        else None,
+        "pinset": None,
+        "attempts": result.attempts,
+    }
+    if ep.pinset is not None:
+        expiry = pinset_expiry(ep.pinset)
+        entry["pinset"] = {
+            "name": ep.pinset.name,
+            "pins": [str(p) for p in ep.pinset.pins],
+            "expires": timestamp(expiry) if expiry else None,
+            "enforced": pins_enforced(ep.pinset, now),
+        }
+    if ep.all_addresses:
+        entry["addresses"] = [
+            {
+                "address": a.address,
+                "status": "error" if a.observation is None else "ok",
+                "spki_sha256": str(a.report.leaf.spki_sha256)
+                if a.report and a.report.leaf
+                else None,
+                "error": a.failure.kind.value if a.failure else None,
+            }
+            for a in result.addresses
+        ]
+        entry["distinct_chains"] = result.distinct_chains
+    return entry
+
+
+def summary(results: Sequence[EndpointResult]) -> dict[str, int]:
+    counts = Counter(r.status for r in results)
+    return {
+        "endpoints": len(results),
+        "ok": counts[ResultStatus.OK],
+        "drift": counts[ResultStatus.DRIFT],
+        "error": counts[ResultStatus.ERROR],
+    }
+
+
+def report(
+    results: Sequence[EndpointResult],
+    *,
+    scanned_at: datetime,
+    as_of: datetime,
+    interrupted: bool = False,
+) -> dict[str, Any]:
+    return {
+        "version": REPORT_VERSION,
+        "scanned_at": timestamp(scanned_at),
+        "as_of": timestamp(as_of),
+        "complete": not interrupted,
+        "summary": summary(results),
+        "endpoints": [endpoint_entry(r, as_of) for r in results],
+    }
+
+
+def summary_line(
+    results: Sequence[EndpointResult], *, scanned_at: datetime, as_of: datetime
+) -> dict[str, Any]:
+    return {
+        "version": REPORT_VERSION,
+        "type": "summary",
+        "scanned_at": timestamp(scanned_at),
+        "as_of": timestamp(as_of),
+        "summary": summary(results),
+    }

@@ -1,0 +1,88 @@
+"""Results → the human table: one line per endpoint with findings, grouped
+by severity, then a summary line. Rendered with rich, which handles terminal
+width, colour only on a terminal, and NO_COLOR."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from scanner.model import Severity
+from scanner.results import EndpointResult, ResultStatus
+
+_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.WARNING: "yellow",
+    Severity.INFO: "cyan",
+}
+# Width used when the output is not a terminal (a file, a pipe, CI logs).
+FILE_WIDTH = 160
+
+
+def make_console(out: TextIO, *, color: bool | None = None) -> Console:
+    """A console on `out`; colour follows the terminal unless forced."""
+    terminal = out.isatty() if hasattr(out, "isatty") else False
+    return Console(
+        file=out,
+        width=None if terminal else FILE_WIDTH,
+        force_terminal=color if color is not None else None,
+        no_color=False if color else None,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def _detail(result: EndpointResult) -> str:
+    worst = result.worst()
+    first = next((f for f in result.findings if f.severity is worst), None)
+    return first.message if first else ""
+
+
+def summary_text(results: Sequence[EndpointResult]) -> str:
+    status = Counter(r.status for r in results)
+    severities = Counter(f.severity for r in results for f in r.findings)
+    parts = [
+        f"{len(results)} endpoint{'s' if len(results) != 1 else ''}: "
+        f"{status[ResultStatus.OK]} ok, {status[ResultStatus.DRIFT]} drift, "
+        f"{status[ResultStatus.ERROR]} error",
+        f"findings: {severities[Severity.CRITICAL]} critical, "
+        f"{severities[Severity.WARNING]} warning, {severities[Severity.INFO]} info",
+    ]
+    return "; ".join(parts)
+
+
+def render(
+    results: Sequence[EndpointResult], console: Console, *, interrupted: bool = False
+) -> None:
+    for severity in (Severity.CRITICAL, Severity.WARNING, Severity.INFO):
+        group = [r for r in results if r.worst() is severity]
+        if not group:
+            continue
+        table = Table(
+            title=Text(f"{severity.value.upper()} ({len(group)})", style=_STYLE[severity]),
+            title_justify="left",
+            show_edge=False,
+            box=None,
+            pad_edge=False,
+        )
+        table.add_column("endpoint", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("checks")
+        table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=72)
+        for result in group:
+            checks = sorted({f.check.value for f in result.findings})
+            table.add_row(
+                result.endpoint.name,
+                Text(result.status.value, style=_STYLE[severity]),
+                ", ".join(checks),
+                _detail(result),
+            )
+        console.print(table)
+        console.print()
+    prefix = "INTERRUPTED: partial report. " if interrupted else ""
+    console.print(prefix + summary_text(results))

@@ -1,0 +1,193 @@
+"""Probe results + inventory → one verdict per endpoint. Pure.
+
+The engine hands over what the network gave (observations and failures per
+address); this module turns them into an `EndpointResult` with the chain
+analysis and audit of each address. Knowledge gathered across the scan
+(intermediates and keys seen at other endpoints) comes in as `ScanKnowledge`,
+so a verdict can be recomputed once the whole scan has been seen.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from cryptography import x509
+
+from scanner.audit import audit, sort_findings
+from scanner.chain import DEFAULT_CACHE, CertificateCache, analyze_chain
+from scanner.model import (
+    ChainReport,
+    Check,
+    Endpoint,
+    Finding,
+    Observation,
+    PathStatus,
+    Pin,
+    ProbeFailure,
+    Severity,
+)
+from scanner.trust import TrustStore
+
+
+class ResultStatus(str, enum.Enum):
+    OK = "ok"  # no warning or critical finding
+    DRIFT = "drift"  # a warning or critical finding
+    ERROR = "error"  # not scanned: the probe failed or the deadline passed
+
+
+@dataclass(frozen=True)
+class AddressResult:
+    """What one address of an endpoint served, and its verdict."""
+
+    address: str | None
+    observation: Observation | None
+    failure: ProbeFailure | None
+    report: ChainReport | None
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class EndpointResult:
+    endpoint: Endpoint
+    status: ResultStatus
+    findings: tuple[Finding, ...]
+    addresses: tuple[AddressResult, ...] = ()
+    attempts: int = 0
+
+    @property
+    def primary(self) -> AddressResult | None:
+        """The first address that completed a handshake, else the first address."""
+        for result in self.addresses:
+            if result.observation is not None:
+                return result
+        return self.addresses[0] if self.addresses else None
+
+    @property
+    def failure(self) -> ProbeFailure | None:
+        primary = self.primary
+        return primary.failure if primary is not None else None
+
+    @property
+    def distinct_chains(self) -> int:
+        return len({a.observation.served for a in self.addresses if a.observation is not None})
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+
+@dataclass
+class ScanKnowledge:
+    """Certificates seen anywhere in the scan: a pool of intermediates for
+    telling a missing intermediate from an unknown CA, and the keys that
+    resolve pins. Grows as results come in; the shell owns it."""
+
+    pool: list[x509.Certificate] = field(default_factory=list)
+    keys: dict[Pin, str] = field(default_factory=dict)
+    _seen: set[bytes] = field(default_factory=set)
+
+    def learn(self, served: Iterable[bytes], cache: CertificateCache = DEFAULT_CACHE) -> None:
+        for der in served:
+            entry = cache.get(der)
+            if isinstance(entry, str):
+                continue
+            cert, facts = entry
+            if facts.der_sha256 in self._seen:
+                continue
+            self._seen.add(facts.der_sha256)
+            for pin in facts.pins:
+                self.keys.setdefault(pin, facts.subject)
+            if facts.is_ca and not facts.self_issued:
+                self.pool.append(cert)
+
+
+def unreachable(
+    endpoint: Endpoint, failures: Sequence[ProbeFailure], attempts: int
+) -> EndpointResult:
+    addresses = tuple(AddressResult(f.address, None, f, None, ()) for f in failures)
+    first = failures[0]
+    where = f" ({first.address})" if first.address else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    finding = Finding(
+        Check.UNREACHABLE, Severity.CRITICAL, f"{first.kind.value}{where}{tries}: {first.detail}"
+    )
+    return EndpointResult(endpoint, ResultStatus.ERROR, (finding,), addresses, attempts)
+
+
+def not_scanned(endpoint: Endpoint, why: str) -> EndpointResult:
+    finding = Finding(Check.NOT_SCANNED, Severity.CRITICAL, why)
+    return EndpointResult(endpoint, ResultStatus.ERROR, (finding,))
+
+
+def _status(findings: Sequence[Finding]) -> ResultStatus:
+    if any(f.severity is not Severity.INFO for f in findings):
+        return ResultStatus.DRIFT
+    return ResultStatus.OK
+
+
+def _merge(per_address: Sequence[AddressResult]) -> tuple[Finding, ...]:
+    """Findings of the first address, plus those only other addresses have
+    (their message says which address)."""
+    merged: list[Finding] = []
+    keys: set[tuple[object, ...]] = set()
+    for n, result in enumerate(per_address):
+        for finding in result.findings:
+            key = (finding.check, finding.severity, finding.certificate, finding.pin)
+            if key in keys:
+                continue
+            keys.add(key)
+            if n > 0 and result.address:
+                merged.append(replace(finding, message=f"[{result.address}] {finding.message}"))
+            else:
+                merged.append(finding)
+    return sort_findings(merged)
+
+
+def evaluate(
+    endpoint: Endpoint,
+    probed: Sequence[Observation | ProbeFailure],
+    store: TrustStore,
+    now: datetime,
+    *,
+    knowledge: ScanKnowledge | None = None,
+    attempts: int = 1,
+    cache: CertificateCache = DEFAULT_CACHE,
+) -> EndpointResult:
+    """The verdict for one endpoint from what each of its addresses gave."""
+    observations = [p for p in probed if isinstance(p, Observation)]
+    if not observations:
+        failures = [p for p in probed if isinstance(p, ProbeFailure)]
+        return unreachable(endpoint, failures, attempts)
+    pool: Sequence[x509.Certificate] = knowledge.pool if knowledge else ()
+    known: Mapping[Pin, str] = (
+        ChainMap(knowledge.keys, dict(store.known_keys)) if knowledge else store.known_keys
+    )
+    per_address: list[AddressResult] = []
+    for item in probed:
+        if isinstance(item, ProbeFailure):
+            finding = Finding(
+                Check.UNREACHABLE,
+                Severity.CRITICAL,
+                f"{item.kind.value} ({item.address}): {item.detail}",
+            )
+            per_address.append(AddressResult(item.address, None, item, None, (finding,)))
+            continue
+        report = analyze_chain(
+            item.served, store, endpoint.server_name, now, pool=pool, cache=cache
+        )
+        findings = audit(endpoint, report, now, known_keys=known)
+        per_address.append(AddressResult(item.address, item, None, report, findings))
+    findings = _merge(per_address)
+    return EndpointResult(endpoint, _status(findings), findings, tuple(per_address), attempts)
+
+
+def needs_second_look(result: EndpointResult) -> bool:
+    """Whether the verdict may change once the whole scan has been seen."""
+    if any(f.check is Check.UNRESOLVED_PIN for f in result.findings):
+        return True
+    return any(
+        a.report is not None and a.report.status is PathStatus.UNTRUSTED for a in result.addresses
+    )

@@ -7,7 +7,7 @@ scripts ``scan`` and ``pinaudit`` and ``python -m scanner`` wrap it.
 from __future__ import annotations
 
 import argparse
-import enum
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,17 +17,7 @@ from typing import TextIO
 from scanner import __version__
 from scanner.errors import InventoryError, ScannerError
 from scanner.model import PinFormat
-
-
-class ExitStatus(enum.IntEnum):
-    """Exit codes (DESIGN §4), for cron and CI."""
-
-    OK = 0
-    FINDINGS = 1
-    USAGE = 2
-    EXPORT_FAILED = 3
-    INTERNAL = 70
-    INTERRUPTED = 130
+from scanner.status import ExitStatus
 
 
 class UsageError(ScannerError):
@@ -68,11 +58,22 @@ def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _add_pin(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser(
         "pin",
-        help="print the pins of every certificate in a PEM/DER file",
+        help="print the pins of every certificate in a file or served by a host",
         description="Print position, subject, issuer, expiry and SPKI pin of every "
-        "certificate in a PEM (one or more certificates) or DER file.",
+        "certificate in a PEM (one or more certificates) or DER file, or of the chain a "
+        "live server sends, in the order sent.",
     )
-    p.add_argument("file", metavar="FILE", help="certificate file (PEM or DER), - for stdin")
+    p.add_argument(
+        "file",
+        metavar="FILE|HOST[:PORT]",
+        help="certificate file (PEM or DER), - for stdin, or a live server (port 443 by default)",
+    )
+    p.add_argument(
+        "--sni", metavar="NAME", help="server name to send to a live server (default: the host)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="live server timeout"
+    )
     p.add_argument(
         "--format",
         "-f",
@@ -82,6 +83,113 @@ def _add_pin(sub: argparse._SubParsersAction[_Parser]) -> None:
         'android (<pin digest="SHA-256">), plain (B64), hex',
     )
     p.set_defaults(func=cmd_pin)
+
+
+def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan every endpoint of an inventory (the main job)",
+        description="Handshake with every endpoint of the inventory concurrently, compare "
+        "each served chain with its pins and expiry thresholds, and report drift.",
+    )
+    p.add_argument("--inventory", "-i", required=True, metavar="FILE", help="inventory YAML")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=("table", "json", "jsonl"),
+        default="table",
+        help="table (default, for people), json (one document), jsonl (one line per "
+        "endpoint as results arrive, then a summary line)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the report here (atomically) instead of stdout",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scan only endpoints whose label KEY is VALUE (repeat: AND across keys, "
+        "OR within a key); KEY may also be name or host",
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=("critical", "warning", "never"),
+        default="critical",
+        help="exit 1 when a finding is at or above this severity (default: critical)",
+    )
+    p.add_argument(
+        "--now",
+        metavar="DATE",
+        help="judge expiry and pin-set dates as of this date (YYYY-MM-DD, 00:00 UTC) or "
+        "time (ISO 8601): 'what breaks on that date?'",
+    )
+    p.add_argument(
+        "--concurrency",
+        "-c",
+        type=int,
+        default=None,
+        metavar="N",
+        help="handshakes in flight at once (default 200)",
+    )
+    p.add_argument(
+        "--deadline",
+        metavar="DURATION",
+        help="stop the whole scan after this long (e.g. 90s, 5m); endpoints not scanned by "
+        "then are reported as not_scanned",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="retry transient failures (timeout, reset, closed) up to N times with "
+        "jittered backoff (default 0)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.set_defaults(func=cmd_scan)
+
+
+def _add_demo_and_fleet(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="serve the simulated fleet, scan it and show the report (no internet needed)",
+        description="Start the simulated fleet in a child process on 127.1.x.y, write its "
+        "inventory, scan it and show the report; then check every endpoint got the verdict "
+        "its scenario promises.",
+    )
+    p.add_argument(
+        "--dir", metavar="DIR", help="where to write inventory and report (default: a new temp dir)"
+    )
+    p.add_argument("--count", type=int, metavar="N", help="endpoints (default: one per scenario)")
+    p.set_defaults(func=cmd_demo)
+    fleet = sub.add_parser("fleet", help="the simulated fleet")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", parser_class=_Parser)
+    serve = fleet_sub.add_parser(
+        "serve",
+        help="serve the simulated fleet in the foreground and write its inventory",
+        description="Serve every scenario of the simulated fleet on loopback addresses "
+        "127.BASE.x.y until Ctrl-C, and write inventory.yaml and trust.pem to DIR, e.g. to "
+        "test alerting end to end.",
+    )
+    serve.add_argument("--dir", required=True, metavar="DIR", help="where to write inventory.yaml")
+    serve.add_argument(
+        "--count", type=int, metavar="N", help="endpoints (default: one per scenario)"
+    )
+    serve.add_argument(
+        "--base", type=int, default=1, metavar="B", help="address block 127.B.x.y (default 1)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="listen port (default: a free port per listener)",
+    )
+    serve.set_defaults(func=cmd_fleet_serve)
 
 
 def build_parser(prog: str = "pinaudit") -> _Parser:
@@ -95,12 +203,46 @@ def build_parser(prog: str = "pinaudit") -> _Parser:
         "--traceback", action="store_true", help="print the full trace of internal errors"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_scan(sub)
     _add_validate(sub)
     _add_pin(sub)
+    _add_demo_and_fleet(sub)
     return parser
 
 
 # --- commands ---------------------------------------------------------------
+
+
+def cmd_scan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    from scanner.scan import ScanRequest, run_scan_command
+
+    request = ScanRequest(
+        inventory=args.inventory,
+        format=args.format,
+        output=args.output,
+        only=tuple(args.only),
+        fail_on=args.fail_on,
+        now=args.now,
+        concurrency=args.concurrency,
+        deadline=args.deadline,
+        retries=args.retries,
+        progress=not args.no_progress,
+    )
+    return ExitStatus(run_scan_command(request, stdout, stderr))
+
+
+def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    from scanner.demo import run_demo
+
+    return run_demo(args.dir, args.count, stdout, stderr)
+
+
+def cmd_fleet_serve(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    from scanner.demo import run_fleet_serve
+
+    if not 1 <= args.base <= 254:
+        raise UsageError("--base must be 1..254")
+    return run_fleet_serve(args.dir, args.count, args.base, args.port, stdout)
 
 
 def cmd_validate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
@@ -117,6 +259,44 @@ def cmd_validate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> Ex
     return ExitStatus.OK
 
 
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.:-]+?)(?::(\d{1,5}))?$")
+
+
+def _live_chain(target: str, sni: str | None, timeout: float) -> list[bytes]:
+    """The chain served at HOST[:PORT] (default port 443)."""
+    import trio
+
+    from scanner.errors import CertificateFileError
+    from scanner.model import ProbeFailure
+    from scanner.probe import make_client_context, probe
+
+    match = _HOST_PORT.match(target)
+    if not match:
+        raise CertificateFileError(f"{target}: neither a file nor HOST[:PORT]")
+    host = match.group(1).strip("[]")
+    port = int(match.group(2) or 443)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"{target}: port must be 1..65535")
+    server_name = sni if sni is not None else (None if _is_ip(host) else host)
+    ctx = make_client_context()
+    results = trio.run(lambda: probe(host, port, server_name, ctx, timeout=timeout))
+    first = results[0]
+    if isinstance(first, ProbeFailure):
+        where = f" ({first.address})" if first.address else ""
+        raise CertificateFileError(f"{target}{where}: {first.kind.value}: {first.detail}")
+    return list(first.served)
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def cmd_pin(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
     from scanner.chain import parse_certificate
     from scanner.errors import CertificateFileError
@@ -124,13 +304,18 @@ def cmd_pin(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitSta
     from scanner.trust import read_certificates
 
     source = args.file
-    try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    except OSError as exc:
-        raise CertificateFileError(f"{source}: {exc.strerror}") from None
+    path = Path(source)
+    if source == "-" or path.exists():
+        try:
+            data = sys.stdin.buffer.read() if source == "-" else path.read_bytes()
+        except OSError as exc:
+            raise CertificateFileError(f"{source}: {exc.strerror}") from None
+        ders = read_certificates(data, source)
+    else:
+        ders = _live_chain(source, args.sni, args.timeout)
     fmt = PinFormat(args.format)
     status = ExitStatus.OK
-    for position, der in enumerate(read_certificates(data, source)):
+    for position, der in enumerate(ders):
         try:
             facts = parse_certificate(der)
         except ValueError as exc:

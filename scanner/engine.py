@@ -1,0 +1,218 @@
+"""The nursery: bounded workers, deadlines, retries, streaming results.
+
+A fixed set of workers pulls endpoints from one iterator, so memory does not
+grow with the inventory (a task per endpoint started up front costs ~11 KB
+each). Each endpoint's timeout is enforced by the probe from the moment a
+worker takes it, so waiting in the queue never counts as a timeout. A global
+deadline, or Ctrl-C, cancels what is running; every endpoint not finished
+by then is reported as `not_scanned`, never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import resource
+import signal
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import trio
+
+from scanner.errors import ConfigError
+from scanner.model import Endpoint, Observation, ProbeErrorKind, ProbeFailure
+from scanner.probe import make_client_context, probe
+from scanner.results import (
+    EndpointResult,
+    ScanKnowledge,
+    evaluate,
+    needs_second_look,
+    not_scanned,
+)
+from scanner.trust import TrustStores
+
+DEFAULT_CONCURRENCY = 200
+# File descriptors kept free for the interpreter, trust bundles, outputs.
+FD_RESERVE = 64
+TRANSIENT = frozenset(
+    {
+        ProbeErrorKind.TIMEOUT,
+        ProbeErrorKind.RESET,
+        ProbeErrorKind.CLOSED,
+        ProbeErrorKind.UNREACHABLE,
+        ProbeErrorKind.OS_ERROR,
+    }
+)
+
+Sink = Callable[[EndpointResult], None]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    concurrency: int = DEFAULT_CONCURRENCY
+    deadline: float | None = None  # seconds for the whole scan
+    retries: int = 0  # extra attempts after a transient failure
+    backoff: float = 0.5  # seconds before the first retry, doubled each time, jittered
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    results: tuple[EndpointResult, ...]  # in inventory order
+    duration: float  # seconds
+    interrupted: bool
+    deadline_hit: bool
+
+
+def ensure_open_files(concurrency: int) -> int:
+    """Raise the soft open-files limit as far as the hard limit allows and
+    refuse a concurrency it cannot serve. Returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = concurrency + FD_RESERVE
+    if soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < need:
+        raise ConfigError(
+            f"--concurrency {concurrency} needs about {need} open files, but the limit is "
+            f"{soft} (hard limit {hard}): lower --concurrency to {max(1, soft - FD_RESERVE)} "
+            "or raise the limit (ulimit -n)"
+        )
+    return soft
+
+
+class _Run:
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        now: datetime,
+        options: ScanOptions,
+        stores: TrustStores,
+        sinks: Sequence[Sink],
+    ) -> None:
+        self.endpoints = endpoints
+        self.now = now
+        self.options = options
+        self.stores = stores
+        self.sinks = sinks
+        self.knowledge = ScanKnowledge()
+        self.results: list[EndpointResult | None] = [None] * len(endpoints)
+        self.probed: dict[int, tuple[list[Observation | ProbeFailure], int]] = {}
+        self.queue: Iterator[int] = iter(range(len(endpoints)))
+        self.contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+        self.interrupted = False
+
+    def context(self, endpoint: Endpoint) -> ssl.SSLContext:
+        key = (endpoint.client_cert, endpoint.client_key)
+        ctx = self.contexts.get(key)
+        if ctx is None:
+            ctx = make_client_context(client_cert=key[0], client_key=key[1])
+            self.contexts[key] = ctx
+        return ctx
+
+    async def attempt(self, endpoint: Endpoint) -> tuple[list[Observation | ProbeFailure], int]:
+        tries = 0
+        while True:
+            tries += 1
+            results = await probe(
+                endpoint.host,
+                endpoint.port,
+                endpoint.sni,
+                self.context(endpoint),
+                timeout=endpoint.timeout,
+                all_addresses=endpoint.all_addresses,
+            )
+            transient = all(isinstance(r, ProbeFailure) and r.kind in TRANSIENT for r in results)
+            if not transient or tries > self.options.retries:
+                return list(results), tries
+            pause = self.options.backoff * (2 ** (tries - 1)) * random.uniform(0.5, 1.5)
+            await trio.sleep(pause)
+
+    def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
+        endpoint = self.endpoints[index]
+        for item in probed:
+            if isinstance(item, Observation):
+                self.knowledge.learn(item.served)
+        store = self.stores.get(endpoint.trust)
+        result = evaluate(
+            endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries
+        )
+        self.probed[index] = (probed, tries)
+        self.results[index] = result
+        for sink in self.sinks:
+            sink(result)
+
+    async def worker(self) -> None:
+        for index in self.queue:
+            probed, tries = await self.attempt(self.endpoints[index])
+            self.finish(index, probed, tries)
+
+    def second_look(self) -> None:
+        """Re-judge verdicts that depend on what the whole scan saw."""
+        for index, result in enumerate(self.results):
+            if result is None or not needs_second_look(result):
+                continue
+            probed, tries = self.probed[index]
+            endpoint = self.endpoints[index]
+            self.results[index] = evaluate(
+                endpoint,
+                probed,
+                self.stores.get(endpoint.trust),
+                self.now,
+                knowledge=self.knowledge,
+                attempts=tries,
+            )
+
+    async def watch_interrupt(self, scope: trio.CancelScope) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async for _ in signals:
+                self.interrupted = True
+                scope.cancel()
+                return
+
+
+async def run_scan(
+    endpoints: Sequence[Endpoint],
+    *,
+    now: datetime,
+    options: ScanOptions = ScanOptions(),
+    stores: TrustStores | None = None,
+    sinks: Sequence[Sink] = (),
+) -> ScanOutcome:
+    """Scan every endpoint; one result each, in inventory order."""
+    if options.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    stores = stores if stores is not None else TrustStores()
+    for endpoint in endpoints:  # fail on an unreadable trust store before any traffic
+        stores.get(endpoint.trust)
+    run = _Run(endpoints, now, options, stores, sinks)
+    workers = min(options.concurrency, len(endpoints))
+    limiter = trio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, min(workers, 256))  # getaddrinfo threads
+    started = trio.current_time()
+    deadline = math.inf if options.deadline is None else started + options.deadline
+    async with trio.open_nursery() as outer:
+        with trio.CancelScope(deadline=deadline) as scope:
+            outer.start_soon(run.watch_interrupt, scope)
+            async with trio.open_nursery() as nursery:
+                for _ in range(workers):
+                    nursery.start_soon(run.worker)
+        outer.cancel_scope.cancel()
+    run.second_look()
+    deadline_hit = scope.cancelled_caught and not run.interrupted
+    why = "scan interrupted" if run.interrupted else "global deadline passed before it finished"
+    results = []
+    for index, done in enumerate(run.results):
+        result = done if done is not None else not_scanned(endpoints[index], why)
+        if done is None:
+            for sink in sinks:
+                sink(result)
+        results.append(result)
+    return ScanOutcome(tuple(results), trio.current_time() - started, run.interrupted, deadline_hit)

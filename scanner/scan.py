@@ -1,0 +1,220 @@
+"""The `scan` command's wiring: inventory → engine → reports → exit status.
+
+Shell code: it reads the clock (unless ``--now`` is given), runs trio, and
+writes outputs. All judgement happens in the pure core.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, TextIO
+
+import trio
+
+from scanner.engine import (
+    DEFAULT_CONCURRENCY,
+    ScanOptions,
+    ScanOutcome,
+    ensure_open_files,
+    run_scan,
+)
+from scanner.errors import ConfigError
+from scanner.exporters import jsonreport, table
+from scanner.exporters.files import write_atomic
+from scanner.inventory import load_inventory, parse_duration
+from scanner.model import Endpoint, Severity
+from scanner.results import EndpointResult
+from scanner.status import ExitStatus
+from scanner.trust import TrustStores
+
+_ONLY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    inventory: str
+    format: str = "table"
+    output: str | None = None
+    only: tuple[str, ...] = ()
+    fail_on: str = "critical"
+    now: str | None = None
+    concurrency: int | None = None
+    deadline: str | None = None
+    retries: int = 0
+    progress: bool = True
+    json_copy: str | None = None  # also write the JSON report here (the demo)
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now``: a date (00:00 UTC) or an ISO 8601 time; the clock when absent."""
+    if text is None:
+        return datetime.now(timezone.utc)
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"--now {text!r}: {exc} (expected YYYY-MM-DD or ISO 8601)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def select(endpoints: Sequence[Endpoint], only: Sequence[str]) -> list[Endpoint]:
+    """``--only KEY=VALUE`` filters: AND across keys, OR within one key."""
+    wanted: dict[str, set[str]] = {}
+    for item in only:
+        match = _ONLY.match(item)
+        if not match:
+            raise ConfigError(f"--only {item!r}: expected KEY=VALUE, e.g. team=payments")
+        wanted.setdefault(match.group(1), set()).add(match.group(2))
+
+    def value(endpoint: Endpoint, key: str) -> str | None:
+        if key == "name":
+            return endpoint.name
+        if key == "host":
+            return endpoint.host
+        return endpoint.label_map.get(key)
+
+    chosen = [ep for ep in endpoints if all(value(ep, k) in values for k, values in wanted.items())]
+    if only and not chosen:
+        raise ConfigError(f"no endpoint matches --only {' '.join(only)}")
+    return chosen
+
+
+def exit_status(results: Sequence[EndpointResult], fail_on: str) -> ExitStatus:
+    if fail_on == "never":
+        return ExitStatus.OK
+    threshold = Severity(fail_on).rank
+    worst = max((f.severity.rank for r in results for f in r.findings), default=-1)
+    return ExitStatus.FINDINGS if worst >= threshold else ExitStatus.OK
+
+
+class _Progress:
+    """A live bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, stderr: TextIO, enabled: bool) -> None:
+        self.bar: Any = None
+        if enabled and stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=table.make_console(stderr),
+                transient=True,
+            )
+            self.task = self.bar.add_task("scanning", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, result: EndpointResult) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+
+def _jsonl_sink(
+    lines: list[str], out: TextIO | None, now: datetime
+) -> Callable[[EndpointResult], None]:
+    def sink(result: EndpointResult) -> None:
+        line = json.dumps(jsonreport.endpoint_entry(result, now), sort_keys=False)
+        lines.append(line)
+        if out is not None:
+            out.write(line + "\n")
+            out.flush()
+
+    return sink
+
+
+def _render(
+    request: ScanRequest,
+    outcome: ScanOutcome,
+    now: datetime,
+    scanned_at: datetime,
+    jsonl: list[str],
+) -> str:
+    import io
+
+    if request.format == "json":
+        doc = jsonreport.report(
+            outcome.results, scanned_at=scanned_at, as_of=now, interrupted=outcome.interrupted
+        )
+        return json.dumps(doc) + "\n"
+    if request.format == "jsonl":
+        summary = jsonreport.summary_line(outcome.results, scanned_at=scanned_at, as_of=now)
+        summary["complete"] = not outcome.interrupted
+        return "".join(line + "\n" for line in jsonl) + json.dumps(summary) + "\n"
+    buffer = io.StringIO()
+    table.render(
+        outcome.results, table.make_console(buffer, color=False), interrupted=outcome.interrupted
+    )
+    return buffer.getvalue()
+
+
+def run_scan_command(request: ScanRequest, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    inventory = load_inventory(request.inventory)
+    endpoints = select(inventory.endpoints, request.only)
+    now = parse_now(request.now)
+    deadline = parse_duration(request.deadline, "--deadline") if request.deadline else None
+    concurrency = request.concurrency or min(DEFAULT_CONCURRENCY, max(1, len(endpoints)))
+    if request.retries < 0:
+        raise ConfigError("--retries must be 0 or more")
+    ensure_open_files(concurrency)
+    stores = TrustStores()
+    for endpoint in endpoints:
+        stores.get(endpoint.trust)
+    for store in stores.loaded():
+        for warning in store.warnings:
+            if "does not parse" in warning or "bad base64" in warning:
+                stderr.write(f"scan: warning: {warning}\n")
+    options = ScanOptions(concurrency=concurrency, deadline=deadline, retries=request.retries)
+    jsonl: list[str] = []
+    stream_to = stdout if request.format == "jsonl" and request.output is None else None
+    progress = _Progress(len(endpoints), stderr, request.progress)
+    sinks = [progress]
+    if request.format == "jsonl":
+        sinks.append(_jsonl_sink(jsonl, stream_to, now))  # type: ignore[arg-type]
+    with progress:
+        outcome = trio.run(
+            lambda: run_scan(endpoints, now=now, options=options, stores=stores, sinks=sinks)
+        )
+    scanned_at = datetime.now(timezone.utc)
+    text = _render(request, outcome, now, scanned_at, jsonl)
+    if request.json_copy:
+        doc = jsonreport.report(
+            outcome.results, scanned_at=scanned_at, as_of=now, interrupted=outcome.interrupted
+        )
+        write_atomic(request.json_copy, json.dumps(doc) + "\n")
+    if request.output:
+        write_atomic(request.output, text)
+    elif request.format == "jsonl":
+        summary = text.splitlines()[-1]
+        stdout.write(summary + "\n")
+    elif request.format == "table" and stdout.isatty():
+        table.render(outcome.results, table.make_console(stdout), interrupted=outcome.interrupted)
+    else:
+        stdout.write(text)
+    stdout.flush()
+    if outcome.interrupted:
+        stderr.write(
+            f"scan: interrupted: {sum(1 for r in outcome.results if r.attempts)} of "
+            f"{len(outcome.results)} endpoints scanned\n"
+        )
+        return ExitStatus.INTERRUPTED
+    if outcome.deadline_hit:
+        stderr.write(
+            "scan: warning: the global deadline passed; unfinished endpoints are not_scanned\n"
+        )
+    return exit_status(outcome.results, request.fail_on)

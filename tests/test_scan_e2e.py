@@ -1,0 +1,245 @@
+"""End to end: the simulated fleet served by a child process over real TLS on
+loopback, scanned by the real `scan` command, every verdict exact."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from scanner.cli import main
+from scanner.fleet.scenarios import SCENARIOS, Fleet, build_fleet
+from scanner.fleet.server import FleetProcess, write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT_SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
+    """220 endpoints: every scenario eleven times, served by one child process."""
+    directory = tmp_path_factory.mktemp("fleet")
+    fleet = build_fleet(NOW, 11 * len(SCENARIOS), base=2, timeout=1.5)
+    with FleetProcess(write_config(fleet.sites, directory / "sites")) as served:
+        yield fleet, fleet.write(directory, served.listening)
+
+
+def _scan(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["scan", *args], stdout=out, stderr=err)
+    return int(status), out.getvalue(), err.getvalue()
+
+
+def _verdicts(report: dict[str, object]) -> dict[str, tuple[frozenset[object], str | None]]:
+    endpoints = report["endpoints"]
+    assert isinstance(endpoints, list)
+    return {
+        e["name"]: (
+            frozenset((f["check"], f["severity"], f["certificate"]) for f in e["findings"]),
+            e["error"]["reason"] if e["error"] else None,
+        )
+        for e in endpoints
+    }
+
+
+def test_every_scenario_gets_its_exact_verdict(fleet_dir: tuple[Fleet, Path]) -> None:
+    fleet, inventory = fleet_dir
+    status, out, err = _scan("--inventory", str(inventory), "--format", "json")
+    assert status == 1, err  # the fleet has critical findings by design
+    assert "Traceback" not in err
+    report = json.loads(out)
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert report["summary"] == {"endpoints": 220, "ok": 22, "drift": 143, "error": 55}
+    assert _verdicts(report) == fleet.expected()
+    healthy = next(e for e in report["endpoints"] if e["name"] == "healthy-0")
+    assert healthy["status"] == "ok"
+    assert [c["role"] for c in healthy["chain"]] == ["leaf", "intermediate"]
+    assert [c["in_path"] for c in healthy["chain"]] == [True, True]
+    assert len(healthy["path"]) == 3  # leaf, intermediate, root from the trust bundle
+    assert healthy["path"][1] == healthy["chain"][1]["spki_sha256"]
+    assert healthy["tls"]["version"] == "TLSv1.3"
+
+
+def test_fail_on_and_only_filters(fleet_dir: tuple[Fleet, Path]) -> None:
+    _fleet, inventory = fleet_dir
+    status, out, _ = _scan(
+        "--inventory",
+        str(inventory),
+        "--only",
+        "scenario=healthy",
+        "--only",
+        "scenario=backup",
+        "--format",
+        "json",
+    )
+    assert status == 0
+    assert json.loads(out)["summary"] == {"endpoints": 22, "ok": 22, "drift": 0, "error": 0}
+    status, out, _ = _scan(
+        "--inventory", str(inventory), "--only", "scenario=leafpin", "--format", "json"
+    )
+    assert status == 0  # warnings only
+    status, _, _ = _scan(
+        "--inventory",
+        str(inventory),
+        "--only",
+        "scenario=leafpin",
+        "--fail-on",
+        "warning",
+        "--format",
+        "json",
+    )
+    assert status == 1
+    status, _, _ = _scan("--inventory", str(inventory), "--fail-on", "never", "--format", "json")
+    assert status == 0
+    status, _, err = _scan("--inventory", str(inventory), "--only", "scenario=nosuch")
+    assert status == 2
+    assert err == "pinaudit scan: error: no endpoint matches --only scenario=nosuch\n"
+
+
+def test_now_in_the_future_finds_what_breaks(fleet_dir: tuple[Fleet, Path]) -> None:
+    _fleet, inventory = fleet_dir
+    future = date(NOW.year + 1, NOW.month, min(NOW.day, 28))
+    status, out, _ = _scan(
+        "--inventory",
+        str(inventory),
+        "--only",
+        "scenario=healthy",
+        "--format",
+        "json",
+        "--now",
+        future.isoformat(),
+    )
+    assert status == 1
+    report = json.loads(out)
+    assert report["as_of"] == f"{future.isoformat()}T00:00:00Z"
+    for entry in report["endpoints"]:
+        assert {(f["check"], f["certificate"]) for f in entry["findings"]} == {("cert_expired", 0)}
+
+
+def test_jsonl_streams_one_line_per_endpoint_then_a_summary(fleet_dir: tuple[Fleet, Path]) -> None:
+    _fleet, inventory = fleet_dir
+    status, out, _ = _scan(
+        "--inventory",
+        str(inventory),
+        "--format",
+        "jsonl",
+        "--only",
+        "scenario=healthy",
+        "--only",
+        "scenario=expired",
+    )
+    assert status == 1
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 23
+    assert {line["name"] for line in lines[:-1]} == {
+        f"{s}-{i}"
+        for s, first in (("healthy", 0), ("expired", 4))
+        for i in range(first, 220, len(SCENARIOS))
+    }
+    assert lines[-1]["type"] == "summary"
+    assert lines[-1]["summary"] == {"endpoints": 22, "ok": 11, "drift": 11, "error": 0}
+
+
+def test_table_output_to_a_file(fleet_dir: tuple[Fleet, Path], tmp_path: Path) -> None:
+    _fleet, inventory = fleet_dir
+    target = tmp_path / "report.txt"
+    status, out, _ = _scan(
+        "--inventory",
+        str(inventory),
+        "--output",
+        str(target),
+        "--only",
+        "scenario=expired",
+        "--only",
+        "scenario=healthy",
+    )
+    assert status == 1 and out == ""
+    text = target.read_text()
+    assert "\x1b[" not in text  # no colour in files
+    lines = text.splitlines()
+    assert lines[0].strip() == "CRITICAL (11)"
+    assert lines[-1] == (
+        "22 endpoints: 11 ok, 11 drift, 0 error; findings: 11 critical, 0 warning, 0 info"
+    )
+    assert sum(1 for line in lines if line.startswith("expired-")) == 11
+
+
+def test_deadline_reports_the_rest_as_not_scanned(fleet_dir: tuple[Fleet, Path]) -> None:
+    _fleet, inventory = fleet_dir
+    status, out, err = _scan(
+        "--inventory",
+        str(inventory),
+        "--format",
+        "json",
+        "--only",
+        "scenario=silent",
+        "--deadline",
+        "300ms",
+    )
+    assert status == 1
+    report = json.loads(out)
+    assert report["summary"] == {"endpoints": 11, "ok": 0, "drift": 0, "error": 11}
+    for entry in report["endpoints"]:
+        assert [(f["check"], f["message"]) for f in entry["findings"]] == [
+            ("not_scanned", "global deadline passed before it finished")
+        ]
+    assert "global deadline passed" in err
+
+
+def test_ctrl_c_exits_130_with_a_partial_report(fleet_dir: tuple[Fleet, Path]) -> None:
+    _fleet, inventory = fleet_dir
+    # one healthy endpoint answers at once; the silent ones hold the scan open
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "scan",
+            "--inventory",
+            str(inventory),
+            "--format",
+            "jsonl",
+            "--concurrency",
+            "1",
+            "--only",
+            "scenario=healthy",
+            "--only",
+            "scenario=silent",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first endpoint is done: the scan is under way
+    assert json.loads(first)["name"] == "healthy-0"
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [json.loads(line) for line in [first, *rest.splitlines()]]
+    summary = lines[-1]
+    assert summary["type"] == "summary" and summary["complete"] is False
+    assert summary["summary"]["endpoints"] == 22
+    endpoints = lines[:-1]
+    assert len(endpoints) == 22  # every endpoint has exactly one line
+    assert len({e["name"] for e in endpoints}) == 22
+    not_scanned = [e for e in endpoints if e["status"] == "error" and e["attempts"] == 0]
+    assert len(not_scanned) >= 10  # concurrency 1: the silent ones block the queue
+    for entry in not_scanned:
+        assert [(f["check"], f["message"]) for f in entry["findings"]] == [
+            ("not_scanned", "scan interrupted")
+        ]
+    assert "scan: interrupted:" in err

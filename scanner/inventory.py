@@ -100,6 +100,9 @@ _DEFAULT_KEYS = (
     "pinset_warn_days",
     "trust",
     "labels",
+    "all_addresses",
+    "client_cert",
+    "client_key",
 )
 _ROOT_KEYS = ("version", "defaults", "include", "pinsets", "endpoints")
 _PINSET_KEYS = ("pins", "expires", "digest")
@@ -146,6 +149,9 @@ class _Effective:
     pinset_warn_days: int = 60
     trust: TrustSpec = _CERTIFI
     labels: Mapping[str, str] = field(default_factory=dict)
+    all_addresses: bool = False
+    client_cert: str | None = None
+    client_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,9 @@ class _Layer:
     trust: TrustSpec | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     threshold_at: tuple[Location, str] | None = None  # where critical_days/warn_days is set
+    all_addresses: bool | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
     def apply(self, base: _Effective) -> _Effective:
         return _Effective(
@@ -170,6 +179,9 @@ class _Layer:
             pinset_warn_days=_first(self.pinset_warn_days, base.pinset_warn_days),
             trust=_first(self.trust, base.trust),
             labels={**base.labels, **self.labels},
+            all_addresses=_first(self.all_addresses, base.all_addresses),
+            client_cert=_first(self.client_cert, base.client_cert),
+            client_key=_first(self.client_key, base.client_key),
         )
 
 
@@ -504,6 +516,9 @@ def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> End
         trust=s.trust,
         labels=tuple(sorted(s.labels.items())),
         location=draft.location,
+        all_addresses=s.all_addresses,
+        client_cert=s.client_cert,
+        client_key=s.client_key,
     )
 
 
@@ -805,6 +820,9 @@ class _Source:
             trust=read("trust", self.trust),
             labels=read("labels", self.labels) or {},
             threshold_at=threshold_at,
+            all_addresses=read("all_addresses", self.boolean),
+            client_cert=read("client_cert", self.pem_file),
+            client_key=read("client_key", self.pem_file),
         )
 
     def port(self, node: Node, path: str) -> int | None:
@@ -853,6 +871,23 @@ class _Source:
             self.report(node, path, f"trust bundle {text!r} not found (looked for {resolved})")
             return None
         return TrustSpec(TrustKind.BUNDLE, resolved)
+
+    def boolean(self, node: Node, path: str) -> bool | None:
+        if isinstance(node, ScalarNode) and node.tag == _BOOL and id(node) not in self.bad:
+            return bool(_SCALARS.construct_yaml_bool(node))
+        self.wrong_type(node, path, "true or false")
+        return None
+
+    def pem_file(self, node: Node, path: str) -> str | None:
+        """A PEM file path relative to this file; it must exist."""
+        text = self.string(node, path)
+        if text is None:
+            return None
+        resolved = os.path.normpath(os.path.join(self.directory, text))
+        if not text.strip() or not os.path.isfile(resolved):
+            self.report(node, path, f"file {text!r} not found (looked for {resolved})")
+            return None
+        return resolved
 
     def labels(self, node: Node, path: str) -> dict[str, str] | None:
         entries = self.mapping(node, path)

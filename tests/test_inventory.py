@@ -815,12 +815,13 @@ def test_unknown_keys_everywhere() -> None:
     assert problems(text) == [
         "inv.yaml:2:1: defualts: unknown key 'defualts' (did you mean 'defaults'?)",
         "inv.yaml:4:3: defaults.tmeout: unknown key 'tmeout' (did you mean 'timeout'?)",
-        "inv.yaml:5:3: defaults.host: unknown key 'host' (allowed: critical_days, labels, "
-        "pinset_warn_days, port, timeout, trust, warn_days)",
+        "inv.yaml:5:3: defaults.host: unknown key 'host' (allowed: all_addresses, client_cert, "
+        "client_key, critical_days, labels, pinset_warn_days, port, timeout, trust, warn_days)",
         "inv.yaml:7:68: pinsets.a.expiry: unknown key 'expiry' (did you mean 'expires'?)",
         "inv.yaml:10:5: endpoints[0].snI: unknown key 'snI' (did you mean 'sni'?)",
-        "inv.yaml:11:5: endpoints[0].zzz: unknown key 'zzz' (allowed: critical_days, host, "
-        "labels, name, pins, pinset, pinset_warn_days, port, sni, timeout, trust, warn_days)",
+        "inv.yaml:11:5: endpoints[0].zzz: unknown key 'zzz' (allowed: all_addresses, "
+        "client_cert, client_key, critical_days, host, labels, name, pins, pinset, "
+        "pinset_warn_days, port, sni, timeout, trust, warn_days)",
     ]
 
 
@@ -1417,7 +1418,9 @@ def test_example_inventory_loads() -> None:
         "legacy-no-sni",
         "m.example.com:443",
         "m2.example.com:443",
+        "cdn.example.com:443",
     ]
+    assert inv.endpoints[-1].all_addresses is True
     assert list(inv.pinsets) == ["letsencrypt", "mobile-app", "unpinned"]
     assert inv.endpoints[1].pinset is not None
     assert inv.endpoints[1].pinset.name == "letsencrypt+inline"
@@ -1499,4 +1502,50 @@ def test_an_included_file_failing_to_read(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(inventory_module, "_read_file", failing)
     assert file_problems(root) == [
         f"{root}:2:11: include[0]: cannot read '{tmp_path / 'a.yaml'}': Input/output error"
+    ]
+
+
+# --- probing options: every address, client certificates ---------------------------
+
+
+def test_all_addresses_and_client_certificates(tmp_path: Path) -> None:
+    write(tmp_path / "mtls" / "client.pem", "-----BEGIN CERTIFICATE-----\n")
+    write(tmp_path / "mtls" / "client.key", "-----BEGIN PRIVATE KEY-----\n")
+    write(
+        tmp_path / "inv.yaml",
+        """\
+        version: 1
+        defaults: {all_addresses: true}
+        endpoints:
+          - host: a.example.com
+          - host: b.example.com
+            all_addresses: false
+            client_cert: mtls/client.pem
+            client_key: mtls/client.key
+        """,
+    )
+    a, b = load_inventory(tmp_path / "inv.yaml").endpoints
+    assert (a.all_addresses, a.client_cert, a.client_key) == (True, None, None)
+    assert (b.all_addresses, b.client_cert, b.client_key) == (
+        False,
+        str(tmp_path / "mtls" / "client.pem"),
+        str(tmp_path / "mtls" / "client.key"),
+    )
+
+
+def test_bad_probing_options_are_reported(tmp_path: Path) -> None:
+    found = problems(
+        """\
+        version: 1
+        endpoints:
+          - host: a.example.com
+            all_addresses: yes please
+            client_cert: missing.pem
+        """,
+        base_dir=tmp_path,
+    )
+    assert found == [
+        "inv.yaml:4:20: endpoints[0].all_addresses: expected true or false, got a string",
+        f"inv.yaml:5:18: endpoints[0].client_cert: file 'missing.pem' not found "
+        f"(looked for {tmp_path / 'missing.pem'})",
     ]

@@ -243,3 +243,54 @@ def test_ctrl_c_exits_130_with_a_partial_report(fleet_dir: tuple[Fleet, Path]) -
             ("not_scanned", "scan interrupted")
         ]
     assert "scan: interrupted:" in err
+
+
+def _scan_on_a_terminal(inventory: Path, env: dict[str, str]) -> str:
+    """Run `scan` with stdout on a pseudo-terminal, as a person would."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "scan",
+            "--inventory",
+            str(inventory),
+            "--only",
+            "scenario=expired",
+            "--no-progress",
+        ],
+        stdout=secondary,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(primary)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(fleet_dir: tuple[Fleet, Path]) -> None:
+    import re
+
+    _fleet, inventory = fleet_dir
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
+    colour = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")
+    coloured = _scan_on_a_terminal(inventory, {**env, "TERM": "xterm-256color"})
+    assert "expired-4" in coloured
+    assert colour.search(coloured)
+    plain = _scan_on_a_terminal(inventory, {**env, "TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert "expired-4" in plain
+    assert not colour.search(plain)

@@ -267,6 +267,7 @@ def _live_chain(target: str, sni: str | None, timeout: float) -> list[bytes]:
     import trio
 
     from scanner.errors import CertificateFileError
+    from scanner.inventory import is_ip_address
     from scanner.model import ProbeFailure
     from scanner.probe import make_client_context, probe
 
@@ -277,7 +278,7 @@ def _live_chain(target: str, sni: str | None, timeout: float) -> list[bytes]:
     port = int(match.group(2) or 443)
     if not 1 <= port <= 65535:
         raise UsageError(f"{target}: port must be 1..65535")
-    server_name = sni if sni is not None else (None if _is_ip(host) else host)
+    server_name = sni if sni is not None else (None if is_ip_address(host) else host)
     ctx = make_client_context()
     results = trio.run(lambda: probe(host, port, server_name, ctx, timeout=timeout))
     first = results[0]
@@ -285,16 +286,6 @@ def _live_chain(target: str, sni: str | None, timeout: float) -> list[bytes]:
         where = f" ({first.address})" if first.address else ""
         raise CertificateFileError(f"{target}{where}: {first.kind.value}: {first.detail}")
     return list(first.served)
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def cmd_pin(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:

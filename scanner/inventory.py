@@ -1048,7 +1048,7 @@ class _Source:
     def sni(self, node: Node | None, path: str, host: str | None) -> tuple[str | None, bool]:
         """(SNI, valid). Absent: the host, or None for an IP host. false/null: no SNI."""
         if node is None:
-            return (None if host is None or _is_ip(host) else host), True
+            return (None if host is None or is_ip_address(host) else host), True
         if isinstance(node, ScalarNode) and node.tag in (_BOOL, _NULL) and id(node) not in self.bad:
             if node.tag == _NULL or not _SCALARS.bool_values.get(str(node.value).lower(), True):
                 return None, True
@@ -1060,7 +1060,7 @@ class _Source:
         if text is None:
             return None, False
         problem = _host_problem(text, "sni")
-        if problem is None and _is_ip(text):
+        if problem is None and is_ip_address(text):
             problem = f"sni must be a host name, not an IP address: {text!r} (no SNI: sni: false)"
         if problem is not None:
             self.report(node, path, problem)
@@ -1208,7 +1208,8 @@ def _pinset_name_problem(name: str) -> str:
     return f"invalid pinset name {name!r} (must match [A-Za-z0-9_][A-Za-z0-9_.-]*)"
 
 
-def _is_ip(text: str) -> bool:
+def is_ip_address(text: str) -> bool:
+    """An IPv4 or IPv6 literal (no brackets)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -1224,9 +1225,9 @@ def _host_problem(text: str, what: str) -> str | None:
         return f"{what} must be a host name or IP address, not a URL or path: {text!r}"
     if any(c.isspace() for c in text):
         return f"{what} must not contain spaces: {text!r}"
-    if _is_ip(text):
+    if is_ip_address(text):
         return None
-    if text.startswith("[") and text.endswith("]") and _is_ip(text[1:-1]):
+    if text.startswith("[") and text.endswith("]") and is_ip_address(text[1:-1]):
         return f"write IPv6 addresses without brackets: {text[1:-1]!r}"
     head, colon, tail = text.rpartition(":")
     bracketed = head.startswith("[") and head.endswith("]")

@@ -100,6 +100,21 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
         C,
         "The scan's global deadline passed before this endpoint was scanned.",
     ),
+    Check.KEY_CHANGED: (
+        W,
+        "The leaf's key differs from the previous scan's (--state): a rotation happened; "
+        "pins on the old leaf key no longer match.",
+    ),
+    Check.ISSUER_CHANGED: (
+        W,
+        "The key of the leaf's issuer differs from the previous scan's (--state): the CA or "
+        "issuing intermediate changed.",
+    ),
+    Check.CHAIN_CHANGED: (
+        INFO,
+        "The served chain differs from the previous scan's (--state) while the leaf and "
+        "issuer keys did not change (a renewal with the same keys, or intermediates changed).",
+    ),
 }
 
 _CHECK_ORDER = {check: n for n, check in enumerate(Check)}

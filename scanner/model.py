@@ -53,6 +53,9 @@ class Check(str, enum.Enum):
     WEAK_SIGNATURE = "weak_signature"
     UNREACHABLE = "unreachable"
     NOT_SCANNED = "not_scanned"
+    KEY_CHANGED = "key_changed"
+    ISSUER_CHANGED = "issuer_changed"
+    CHAIN_CHANGED = "chain_changed"
 
 
 class HashAlg(str, enum.Enum):

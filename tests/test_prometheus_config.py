@@ -1,0 +1,160 @@
+"""Settings of the exports and the exporter, exactly: Pushgateway targets and
+retries (against a real closed port), the web config and basic auth, spans,
+listen addresses, the JSON log lines."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import bcrypt
+import pytest
+from peers import free_port
+
+from scanner.errors import ConfigError, PushError, WebConfigError
+from scanner.exporters.metrics import process_exposition
+from scanner.exporters.prometheus import PushTarget, parse_push_target, push
+from scanner.exporters.web import BasicAuth, load_web_config, parse_listen
+from scanner.fleet.pki import PKI
+from scanner.logs import configure
+from scanner.serve import parse_span
+
+
+def test_push_target_from_flags_and_environment() -> None:
+    target = parse_push_target("gw.example:9091/", None, ["shard=0", "region=eu/west"], {})
+    assert target == PushTarget(
+        url="http://gw.example:9091",
+        job="pinaudit",
+        grouping=(("shard", "0"), ("region", "eu/west")),
+    )
+    env = {"PINAUDIT_PUSH_USERNAME": "u", "PINAUDIT_PUSH_PASSWORD": "p"}
+    target = parse_push_target("https://gw/prefix", "certs", [], env)
+    assert (target.url, target.job, target.username, target.password) == (
+        "https://gw/prefix",
+        "certs",
+        "u",
+        "p",
+    )
+    assert "password='p'" not in repr(target)
+    with pytest.raises(ConfigError, match="set both PINAUDIT_PUSH_USERNAME and"):
+        parse_push_target("gw:9091", None, [], {"PINAUDIT_PUSH_USERNAME": "u"})
+    with pytest.raises(ConfigError, match="no query, fragment or credentials"):
+        parse_push_target("http://u:p@gw:9091", None, [], {})
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_push_target("gw:9091", None, ["a=1", "a=2"], {})
+    with pytest.raises(ConfigError, match="KEY a label name"):
+        parse_push_target("gw:9091", None, ["bad-key=1"], {})
+    with pytest.raises(ConfigError, match="--push-job must not be empty"):
+        parse_push_target("gw:9091", "", [], {})
+
+
+def test_push_retries_then_fails_with_one_line() -> None:
+    port = free_port()
+    pauses: list[float] = []
+    target = PushTarget(url=f"http://127.0.0.1:{port}", grouping=(("shard", "1"),))
+    with pytest.raises(PushError) as caught:
+        push(target, process_exposition("1.0"), sleep=pauses.append)
+    assert pauses == [0.5, 1.0]
+    assert str(caught.value) == (
+        f"push to http://127.0.0.1:{port}/metrics/job/pinaudit/shard/1 failed after 3 attempts: "
+        "connection refused"
+    )
+
+
+@pytest.fixture(scope="module")
+def hashed() -> bytes:
+    return bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
+
+
+def _basic(text: str) -> str:
+    return "Basic " + base64.b64encode(text.encode()).decode()
+
+
+def test_basic_auth(hashed: bytes) -> None:
+    auth = BasicAuth({"prom": hashed})
+    assert auth.check(_basic("prom:s3cret"))
+    assert auth.check(_basic("prom:s3cret"))  # from the cache
+    assert auth.check("basic " + base64.b64encode(b"prom:s3cret").decode())  # scheme: any case
+    for header in (
+        None,
+        "",
+        _basic("prom:wrong"),
+        _basic("other:s3cret"),
+        _basic("prom"),
+        _basic("prom:" + "x" * 73),
+        "Basic !!!not-base64",
+        "Bearer " + base64.b64encode(b"prom:s3cret").decode(),
+    ):
+        assert not auth.check(header), header
+
+
+def test_web_config_resolves_paths_beside_the_file(tmp_path: Path, hashed: bytes) -> None:
+    pki = PKI(datetime.now(timezone.utc))
+    leaf = pki.leaf("localhost", pki.root("Root"))
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "c.pem").write_bytes(leaf.pem)
+    (tmp_path / "tls" / "k.pem").write_bytes(leaf.key_pem())
+    config = tmp_path / "web.yml"
+    config.write_text(
+        "tls_server_config:\n  cert_file: tls/c.pem\n  key_file: tls/k.pem\n"
+        f"basic_auth_users:\n  prom: '{hashed.decode()}'\n"
+    )
+    web = load_web_config(str(config))
+    assert web.tls is not None
+    assert (web.tls.cert_file, web.tls.key_file) == (
+        str(tmp_path / "tls" / "c.pem"),
+        str(tmp_path / "tls" / "k.pem"),
+    )
+    assert dict(web.users) == {"prom": hashed}
+    empty = tmp_path / "empty.yml"
+    empty.write_text("")
+    assert load_web_config(str(empty)).tls is None
+    bad = tmp_path / "bad.yml"
+    bad.write_text("basic_auth_users:\n  'a:b': x\n")
+    with pytest.raises(WebConfigError, match="without ':'"):
+        load_web_config(str(bad))
+    bad.write_text("http_server_config:\n  http2: false\n")
+    with pytest.raises(WebConfigError, match="'http_server_config' is not supported"):
+        load_web_config(str(bad))
+
+
+def test_spans_and_listen_addresses() -> None:
+    assert [parse_span(t, "--interval") for t in ("90", "500ms", "30s", "5m", "24h", "1.5d")] == [
+        90.0,
+        0.5,
+        30.0,
+        300.0,
+        86400.0,
+        129600.0,
+    ]
+    with pytest.raises(ConfigError, match="expected a duration"):
+        parse_span("-5m", "--interval")
+    assert parse_listen(":9918") == ("", 9918)
+    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listen("[::1]:9918") == ("::1", 9918)
+    with pytest.raises(ConfigError, match=r"port must be 0\.\.65535"):
+        parse_listen("127.0.0.1:70000")
+
+
+def test_log_lines_are_json_objects_off_a_terminal() -> None:
+    stream = io.StringIO()
+    log = configure(stream)  # auto: a StringIO is no terminal
+    log.info("scan finished", extra={"fields": {"endpoints": 3, "ok": 2}})
+    log.error("inventory reload failed", extra={"fields": {"error": 'x.yaml:1:1: "bad"'}})
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["level"], r["logger"], r["msg"]) for r in records] == [
+        ("info", "pinaudit", "scan finished"),
+        ("error", "pinaudit", "inventory reload failed"),
+    ]
+    assert records[0]["endpoints"] == 3 and records[1]["error"] == 'x.yaml:1:1: "bad"'
+    assert records[0]["time"].endswith("Z")
+
+    text = io.StringIO()
+    configure(text, "text").warning("slow", extra={"fields": {"seconds": 1.5}})
+    line = text.getvalue()
+    assert line.endswith(" warning slow seconds=1.5\n")
+    assert not logging.getLogger("pinaudit").propagate

@@ -1,0 +1,114 @@
+"""What the importers share: each client's base64 decoder, host checks, and a
+collector of problems with their positions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+
+from scanner.errors import ClientConfigError
+from scanner.model import HashAlg, Location, Pin
+from scanner.policy import ConfigProblem
+
+MAX_BYTES = 8 * 1024 * 1024
+_STANDARD = re.compile(r"[A-Za-z0-9+/]*")
+_URLSAFE_OR_STANDARD = re.compile(r"[A-Za-z0-9+/_-]*")
+
+
+@dataclass
+class Collector:
+    """Problems (the client rejects the configuration) and notes (it accepts it)."""
+
+    name: str
+    problems: list[ConfigProblem] = field(default_factory=list)
+    notes: list[ConfigProblem] = field(default_factory=list)
+
+    def problem(self, where: Location, message: str) -> ConfigProblem:
+        found = ConfigProblem(where, message)
+        self.problems.append(found)
+        return found
+
+    def note(self, where: Location, message: str) -> None:
+        self.notes.append(ConfigProblem(where, message))
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text of a configuration file (a BOM is fine)."""
+    if len(data) > MAX_BYTES:
+        raise ClientConfigError(
+            Location(name, 1, 1), f"file too large: more than {MAX_BYTES} bytes"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ClientConfigError(
+            Location(name, line, column), f"not valid UTF-8 (byte 0x{data[exc.start]:02x})"
+        ) from None
+
+
+def _b64(body: str) -> bytes | None:
+    body = body.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def okio_base64(text: str) -> bytes | None:
+    """okio's lenient decoder (OkHttp): both alphabets, whitespace skipped,
+    padding optional; None when it would return null."""
+    body = "".join(c for c in text if c not in "\n\r \t")
+    stripped = body.rstrip("=")
+    if not _URLSAFE_OR_STANDARD.fullmatch(stripped):
+        return None
+    return _b64(stripped.replace("-", "+").replace("_", "/"))
+
+
+def android_base64(text: str) -> bytes | None:
+    """android.util.Base64.decode(s, DEFAULT): standard alphabet, whitespace
+    skipped, padding optional."""
+    body = "".join(text.split())
+    stripped = body.rstrip("=")
+    if not _STANDARD.fullmatch(stripped) or len(body) - len(stripped) > 2:
+        return None
+    return _b64(stripped)
+
+
+def strict_base64(text: str) -> bytes | None:
+    """Strict RFC 4648 base64 (NSData without options, Chromium): standard
+    alphabet, padded, nothing else."""
+    if len(text) % 4 or not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", text):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def canonical_base64(text: str) -> bool:
+    """Whether a base64 digest is written the one way every client reads."""
+    return strict_base64(text.strip()) is not None and text == text.strip()
+
+
+def sha256_pin(digest: bytes) -> Pin:
+    return Pin(HashAlg.SHA256, digest)
+
+
+def line_column(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def stem_name(path: str) -> str:
+    """A pin-set name from a file name: its stem with odd characters replaced."""
+    import os
+
+    stem = os.path.splitext(os.path.basename(path))[0] or "policy"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
+    return name if re.match(r"[A-Za-z0-9_]", name) else f"p{name}"

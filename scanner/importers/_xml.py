@@ -1,0 +1,106 @@
+"""A small element tree with positions, built by the stdlib's expat behind defusedxml.
+
+Client configurations are files from apps, so they are read defensively:
+entity declarations (the "billion laughs"), external entities and, unless
+asked otherwise, any DTD are refused before they are expanded
+(``defusedxml``). Every element keeps its 1-based line and column, so that
+every problem can say where it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+from scanner.errors import ClientConfigError
+from scanner.model import Location
+from scanner.policy import ConfigProblem
+
+MAX_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Element:
+    """One XML element: tag, attributes, direct text and children, with its position."""
+
+    tag: str
+    attrib: dict[str, str]
+    location: Location
+    children: list[Element] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The element's own text (not its children's), as written."""
+        return "".join(self.parts)
+
+
+class _Builder:
+    """The parser's target: builds Elements and records where each starts."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parser: DefusedXMLParser | None = None
+        self.stack: list[Element] = []
+        self.root: Element | None = None
+
+    def here(self) -> Location:
+        assert self.parser is not None
+        expat = self.parser.parser
+        return Location(self.name, expat.CurrentLineNumber, expat.CurrentColumnNumber + 1)
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        element = Element(tag, dict(attrib), self.here())
+        if self.stack:
+            self.stack[-1].children.append(element)
+        else:
+            self.root = element
+        self.stack.append(element)
+
+    def end(self, tag: str) -> None:
+        self.stack.pop()
+
+    def data(self, text: str) -> None:
+        if self.stack:
+            self.stack[-1].parts.append(text)
+
+    def close(self) -> Element | None:
+        return self.root
+
+
+def parse_xml(data: bytes, name: str, *, allow_doctype: bool = False) -> Element | ConfigProblem:
+    """The root element, or the problem that makes the document not well-formed.
+
+    Raises ClientConfigError for a document refused for safety (entities,
+    external references, a DTD when not allowed) or too large."""
+    if len(data) > MAX_BYTES:
+        raise ClientConfigError(
+            Location(name, 1, 1), f"file too large: more than {MAX_BYTES} bytes"
+        )
+    builder = _Builder(name)
+    parser = DefusedXMLParser(target=builder, forbid_dtd=not allow_doctype)
+    builder.parser = parser
+    try:
+        parser.feed(data)
+        root = parser.close()
+    except DefusedXmlException as exc:
+        raise ClientConfigError(builder.here(), f"refused: {_defused_message(exc)}") from None
+    except ParseError as exc:
+        line, column = exc.position
+        message = str(exc).split(":", 1)[0]
+        return ConfigProblem(Location(name, line, column + 1), f"not well-formed XML: {message}")
+    if not isinstance(root, Element):  # pragma: no cover - expat reports "no element found"
+        return ConfigProblem(Location(name, 1, 1), "not well-formed XML: no element found")
+    return root
+
+
+def _defused_message(exc: DefusedXmlException) -> str:
+    kind = type(exc).__name__
+    if kind == "DTDForbidden":
+        return "a DTD (<!DOCTYPE ...>) is not allowed here"
+    if kind == "EntitiesForbidden":
+        return "XML entity declarations are not allowed (entity expansion attack)"
+    return "external XML references are not allowed"

@@ -1,0 +1,390 @@
+"""TrustKit's iOS/macOS configuration (pinning-semantics §3.1) and App Transport
+Security ``NSPinnedDomains`` (§4), from an Info.plist or a bare dictionary.
+
+TrustKit raises an exception at initialisation for a configuration it does not
+accept (the app crashes): those are fatal problems. ATS silently skips
+malformed entries: those are notes, and a pinned domain left without a usable
+identity is a problem of that rule only (the host can never connect).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from scanner.importers._common import Collector, sha256_pin, stem_name, strict_base64
+from scanner.importers.plist import PathKey, Plist, load_plist
+from scanner.model import Location, Pin
+from scanner.policy import Client, ClientPolicy, ConfigProblem, HostMode, Platform, PolicyRule
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
+
+EXCLUDE_KEY = "kSKExcludeSubdomainFromParentPolicy"  # sic: TrustKit 3.0.0's literal string
+_DOCUMENTED_EXCLUDE_KEY = "TSKExcludeSubdomainFromParentPolicy"
+_DOMAIN_KEYS = {
+    "TSKPublicKeyHashes",
+    "TSKEnforcePinning",
+    "TSKIncludeSubdomains",
+    "TSKExpirationDate",
+    "TSKReportUris",
+    "TSKDisableDefaultReportUri",
+    "TSKPublicKeyAlgorithms",
+    EXCLUDE_KEY,
+}
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
+
+
+@lru_cache(maxsize=1)
+def _psl() -> PublicSuffixList:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+def public_suffix(host: str) -> str | None:
+    """The registry suffix of `host` from the public-suffix list; None when unknown."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    suffix: str | None = _psl().publicsuffix(host.lower().rstrip("."), accept_unknown=False)
+    return suffix
+
+
+def is_public_suffix(host: str) -> bool:
+    return public_suffix(host) == host.lower().rstrip(".")
+
+
+class _TrustKit:
+    def __init__(self, plist: Plist, out: Collector) -> None:
+        self.plist = plist
+        self.out = out
+        self.rules: list[PolicyRule] = []
+        self.ignore_user_anchors = True
+
+    def fail(self, path: PathKey, message: str, *, key: bool = False) -> ConfigProblem:
+        where = self.plist.key_at(path) if key else self.plist.at(path)
+        return self.out.problem(where, f"TrustKit configuration invalid: {message}")
+
+    def read(self) -> None:
+        top = self.plist.value
+        if not isinstance(top, dict):
+            self.fail((), "the property list is not a dictionary")
+            return
+        base: PathKey = ()
+        config = top
+        if "TSKConfiguration" in top:
+            base = ("TSKConfiguration",)
+            config = top["TSKConfiguration"]
+            if not isinstance(config, dict):
+                self.fail(base, "TSKConfiguration must be a dictionary")
+                return
+        elif "TSKPinnedDomains" not in top:
+            self.fail((), "no TSKConfiguration dictionary found")
+            return
+        ignore = config.get("TSKIgnorePinningForUserDefinedTrustAnchors", True)
+        if not isinstance(ignore, bool):
+            self.fail((*base, "TSKIgnorePinningForUserDefinedTrustAnchors"), "expected a boolean")
+        else:
+            self.ignore_user_anchors = ignore
+        domains = config.get("TSKPinnedDomains")
+        where = (*base, "TSKPinnedDomains")
+        if not isinstance(domains, dict) or not domains:
+            self.fail(
+                where if domains is not None else base,
+                "TSKPinnedDomains must be a dictionary with at least one domain",
+            )
+            return
+        for host, policy in domains.items():
+            self.domain(str(host), policy, (*where, host), domains)
+
+    def domain(self, host: str, policy: object, path: PathKey, domains: dict[str, object]) -> None:
+        if not isinstance(policy, dict):
+            self.fail(path, f"the policy of {host!r} must be a dictionary")
+            return
+        if public_suffix(host) is None:
+            self.fail(
+                path,
+                f"invalid domain {host!r}: no known public suffix (TrustKit "
+                "accepts only names under a registry suffix)",
+                key=True,
+            )
+            return
+        if host != host.lower():
+            self.out.note(
+                self.plist.key_at(path),
+                f"domain {host!r} is not lower-case: TrustKit looks hosts up case-sensitively, "
+                "so this policy never matches a lower-case host name",
+            )
+        for key in policy:
+            if key == _DOCUMENTED_EXCLUDE_KEY:
+                self.out.note(
+                    self.plist.key_at((*path, key)),
+                    f"{key} is ignored: TrustKit 3.0.0 reads the literal key {EXCLUDE_KEY}",
+                )
+            elif key == "TSKPublicKeyAlgorithms":
+                self.out.note(self.plist.key_at((*path, key)), f"{key} is deprecated and ignored")
+            elif key not in _DOMAIN_KEYS:
+                self.out.note(self.plist.key_at((*path, key)), f"unknown key {key!r} is ignored")
+        if policy.get(EXCLUDE_KEY) is True:
+            self.exclusion(host, policy, path, domains)
+            return
+        enforce = self.boolean(policy, path, "TSKEnforcePinning", True)
+        subdomains = self.boolean(policy, path, "TSKIncludeSubdomains", False)
+        if subdomains and is_public_suffix(host):
+            self.fail(
+                (*path, "TSKIncludeSubdomains"),
+                f"TSKIncludeSubdomains on {host!r}, which is a public suffix",
+            )
+        pins = self.pins(policy, path, enforce)
+        expires = self.expiration(policy, path)
+        uris = self.report_uris(policy, path)
+        self.boolean(policy, path, "TSKDisableDefaultReportUri", False)
+        self.rules.append(
+            PolicyRule(
+                host=host,
+                mode=HostMode.SUBTREE if subdomains else HostMode.EXACT,
+                pins=pins,
+                expires=expires,
+                enforce=enforce,
+                report_uris=uris,
+                location=self.plist.key_at(path),
+            )
+        )
+
+    def exclusion(
+        self, host: str, policy: dict[str, object], path: PathKey, domains: dict[str, object]
+    ) -> None:
+        others = [k for k in policy if k != EXCLUDE_KEY]
+        if others:
+            self.fail(
+                path,
+                f"{host!r} excludes itself from its parent's policy and may not "
+                f"set other keys ({', '.join(sorted(others))})",
+            )
+        parent = any(
+            isinstance(p, dict)
+            and p.get("TSKIncludeSubdomains") is True
+            and host.endswith("." + str(d))
+            for d, p in domains.items()
+        )
+        if not parent:
+            self.fail(
+                path,
+                f"{host!r} excludes itself from a parent policy, but no policy "
+                "with TSKIncludeSubdomains covers it",
+            )
+        self.rules.append(
+            PolicyRule(host=host, excluded=True, has_pinset=False, location=self.plist.key_at(path))
+        )
+
+    def boolean(self, policy: dict[str, object], path: PathKey, key: str, default: bool) -> bool:
+        value = policy.get(key, default)
+        if not isinstance(value, bool):
+            self.fail((*path, key), f"{key} must be a boolean")
+            return default
+        return value
+
+    def pins(self, policy: dict[str, object], path: PathKey, enforce: bool) -> tuple[Pin, ...]:
+        where = (*path, "TSKPublicKeyHashes")
+        hashes = policy.get("TSKPublicKeyHashes")
+        if not isinstance(hashes, list):
+            self.fail(
+                where if hashes is not None else path,
+                "TSKPublicKeyHashes must be an array of base64 SHA-256 hashes",
+            )
+            return ()
+        pins: dict[Pin, None] = {}
+        for n, text in enumerate(hashes):
+            value = strict_base64(text) if isinstance(text, str) else None
+            if value is None or len(value) != 32:
+                self.fail(
+                    (*where, n),
+                    f"TSKPublicKeyHashes[{n}] {text!r} is not a base64 SHA-256 hash (32 bytes)",
+                )
+                continue
+            pins.setdefault(sha256_pin(value))
+        required = 2 if enforce else 1
+        if len(pins) < required:
+            self.fail(
+                where,
+                f"less than {required} pin{'s' if required > 1 else ''} "
+                f"({len(pins)} distinct)" + (" (ie. no backup pins)" if enforce else ""),
+            )
+        return tuple(pins)
+
+    def expiration(self, policy: dict[str, object], path: PathKey) -> date | None:
+        value = policy.get("TSKExpirationDate")
+        if value is None:
+            return None
+        match = _DATE.fullmatch(value) if isinstance(value, str) else None
+        if match is not None:
+            try:
+                return date(int(match[1]), int(match[2]), int(match[3]))
+            except ValueError:
+                pass
+        self.out.note(
+            self.plist.at((*path, "TSKExpirationDate")),
+            f"TSKExpirationDate {value!r} does not parse as yyyy-MM-dd: TrustKit "
+            "treats the pins as never expiring",
+        )
+        return None
+
+    def report_uris(self, policy: dict[str, object], path: PathKey) -> tuple[str, ...]:
+        value = policy.get("TSKReportUris")
+        if value is None:
+            return ()
+        where = (*path, "TSKReportUris")
+        if not isinstance(value, list):
+            self.fail(where, "TSKReportUris must be an array of URLs")
+            return ()
+        uris: list[str] = []
+        for n, uri in enumerate(value):
+            if not isinstance(uri, str) or not _URL.fullmatch(uri):
+                self.fail((*where, n), f"invalid report URI {uri!r}")
+                continue
+            uris.append(uri)
+        return tuple(uris)
+
+
+def parse_trustkit_plist(
+    data: bytes, source: str, *, name: str | None = None, platform: Platform = Platform.IOS
+) -> ClientPolicy:
+    """TrustKit's configuration from an Info.plist (``TSKConfiguration``) or a bare dictionary."""
+    out = Collector(source)
+    loaded = load_plist(data, source)
+    rules: tuple[PolicyRule, ...] = ()
+    ignore = True
+    if isinstance(loaded, ConfigProblem):
+        out.problems.append(loaded)
+    else:
+        reader = _TrustKit(loaded, out)
+        reader.read()
+        rules, ignore = tuple(reader.rules), reader.ignore_user_anchors
+    return ClientPolicy(
+        name=name or stem_name(source),
+        client=Client.TRUSTKIT,
+        rules=rules,
+        problems=tuple(out.problems),
+        notes=tuple(out.notes),
+        platform=platform,
+        ignore_user_anchors=ignore,
+        source=source,
+        location=Location(source, 1, 1),
+    )
+
+
+# --- ATS NSPinnedDomains -----------------------------------------------------------
+
+
+def _identities(
+    plist: Plist, policy: dict[str, object], path: PathKey, key: str, out: Collector
+) -> tuple[tuple[Pin, ...], bool]:
+    """(identities, the key is present) of one category; malformed entries are skipped."""
+    if key not in policy:
+        return (), False
+    where = (*path, key)
+    items = policy[key]
+    if not isinstance(items, list):
+        out.note(plist.at(where), f"{key} is not an array: ignored by ATS")
+        return (), True
+    pins: dict[Pin, None] = {}
+    for n, item in enumerate(items):
+        text = item.get("SPKI-SHA256-BASE64") if isinstance(item, dict) else None
+        value = strict_base64(text) if isinstance(text, str) else None
+        if value is None or len(value) != 32:
+            shown = text if isinstance(text, str) else item
+            out.note(
+                plist.at((*where, n)),
+                f"{key}[{n}] {shown!r} is not a "
+                "{SPKI-SHA256-BASE64: base64 SHA-256} dictionary: ATS skips it",
+            )
+            continue
+        pins.setdefault(sha256_pin(value))
+    return tuple(pins), True
+
+
+def parse_ats_plist(data: bytes, source: str, *, name: str | None = None) -> ClientPolicy:
+    """``NSAppTransportSecurity/NSPinnedDomains`` of an Info.plist (or a bare
+    ``NSPinnedDomains`` dictionary)."""
+    out = Collector(source)
+    rules: list[PolicyRule] = []
+    loaded = load_plist(data, source)
+    if isinstance(loaded, ConfigProblem):
+        out.problems.append(loaded)
+    else:
+        rules = _ats_rules(loaded, out)
+    return ClientPolicy(
+        name=name or stem_name(source),
+        client=Client.IOS,
+        rules=tuple(rules),
+        problems=tuple(out.problems),
+        notes=tuple(out.notes),
+        source=source,
+        location=Location(source, 1, 1),
+    )
+
+
+def _ats_rules(plist: Plist, out: Collector) -> list[PolicyRule]:
+    top = plist.value
+    path: PathKey = ()
+    domains: object = None
+    if isinstance(top, dict) and isinstance(top.get("NSAppTransportSecurity"), dict):
+        path = ("NSAppTransportSecurity", "NSPinnedDomains")
+        domains = top["NSAppTransportSecurity"].get("NSPinnedDomains")
+    elif isinstance(top, dict) and "NSPinnedDomains" in top:
+        path = ("NSPinnedDomains",)
+        domains = top["NSPinnedDomains"]
+    if not isinstance(domains, dict):
+        out.note(
+            plist.at(path),
+            "no NSAppTransportSecurity/NSPinnedDomains dictionary: nothing is pinned",
+        )
+        return []
+    rules: list[PolicyRule] = []
+    for host, policy in domains.items():
+        where = (*path, host)
+        if not isinstance(policy, dict):
+            out.note(plist.key_at(where), f"{host!r}: not a dictionary, ATS skips it")
+            continue
+        subdomains = policy.get("NSIncludesSubdomains", False) is True
+        ca, has_ca = _identities(plist, policy, where, "NSPinnedCAIdentities", out)
+        leaf, has_leaf = _identities(plist, policy, where, "NSPinnedLeafIdentities", out)
+        problems: list[ConfigProblem] = []
+        at = plist.key_at(where)
+        if not has_ca and not has_leaf:
+            problems.append(
+                ConfigProblem(
+                    at, f"{host!r} has neither NSPinnedCAIdentities nor NSPinnedLeafIdentities"
+                )
+            )
+        for present, found, key in (
+            (has_ca, ca, "NSPinnedCAIdentities"),
+            (has_leaf, leaf, "NSPinnedLeafIdentities"),
+        ):
+            if present and not found:
+                problems.append(
+                    ConfigProblem(
+                        at,
+                        f"{host!r}: {key} holds no usable identity, "
+                        "so ATS can never accept a chain for it",
+                    )
+                )
+        rules.append(
+            PolicyRule(
+                host=str(host).lower().rstrip("."),
+                mode=HostMode.ONE_LEVEL if subdomains else HostMode.EXACT,
+                pins=ca,
+                leaf_pins=leaf,
+                label=str(host),
+                problems=tuple(problems),
+                location=at,
+            )
+        )
+    return rules

@@ -1,0 +1,420 @@
+"""Client pin-sets in an inventory: read from a client's own file (``from:``) or
+from a copy written in YAML (``client:`` + ``rules:``, what ``pinaudit
+import`` prints), and the copy written back. Pure apart from reading the
+client files the inventory names.
+
+Both forms give the same :class:`ClientPolicy`. What the client itself would
+reject in its file is not an inventory problem (the inventory is fine: the
+app is not): it is carried in the policy, printed by ``pinaudit validate`` as
+a warning with the client file's path and line, and reported by a scan as a
+``client_config_error`` finding. Only a file pinaudit cannot read (missing,
+hostile, not the kind named) is an inventory problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING
+
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from scanner.errors import ClientConfigError
+from scanner.importers import KINDS, read_policy
+from scanner.importers.okhttp import PatternError, parse_pattern
+from scanner.model import Location, Pin
+from scanner.policy import Client, ClientPolicy, ConfigProblem, HostMode, Platform, PolicyRule
+
+if TYPE_CHECKING:
+    from scanner.inventory import _Entry, _Source
+
+CLIENT_PINSET_KEYS = (
+    "from",
+    "client",
+    "rules",
+    "errors",
+    "platform",
+    "list_timestamp",
+    "debug_overrides",
+    "ignore_user_anchors",
+)
+RULE_KEYS = (
+    "host",
+    "include_subdomains",
+    "pins",
+    "leaf_pins",
+    "bad_pins",
+    "dead_pins",
+    "pinset",
+    "expires",
+    "enforce",
+    "excluded",
+    "report_only",
+    "max_age",
+    "override_pins",
+    "trust_sources",
+    "report_uris",
+    "label",
+    "errors",
+)
+AUTO = "auto"  # `pinset: auto`: every client pin-set whose rules concern the endpoint
+_FROM_KEYS = (*KINDS, "pins")
+_PROBLEM = re.compile(r"^(.+):([0-9]+):([0-9]+): (.*)$", re.DOTALL)
+
+
+def is_client_pinset_node(node: Node) -> bool:
+    """Whether a pin-set mapping is a client one (it has ``from`` or ``client``)."""
+    if not isinstance(node, MappingNode):
+        return False
+    keys = {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
+    return "from" in keys or "client" in keys
+
+
+def read_client_pinset(source: _Source, entry: _Entry, path: str) -> ClientPolicy | None:
+    """A ``from:`` or ``client:`` pin-set; None after reporting a problem."""
+    entries = source.mapping(entry.value, path)
+    if entries is None:
+        return None
+    keys = [e.key for e in entries]
+    if "from" in keys:
+        fields = source.fields(entries, ("from",), path)
+        return _from_file(source, fields["from"], f"{path}.from", entry.key)
+    allowed = tuple(k for k in CLIENT_PINSET_KEYS if k != "from")
+    fields = source.fields(entries, allowed, path)
+    return _from_copy(source, fields, path, entry, entry.key)
+
+
+def _from_file(source: _Source, node: Node, path: str, name: str) -> ClientPolicy | None:
+    entries = source.mapping(node, path)
+    if entries is None:
+        return None
+    fields = source.fields(entries, _FROM_KEYS, path)
+    kinds = [k for k in fields if k in KINDS]
+    if len(kinds) != 1:
+        source.report(node, path, f"name exactly one kind of file: {', '.join(KINDS)}")
+        return None
+    kind = kinds[0]
+    files = [_file(source, fields[kind], f"{path}.{kind}")]
+    if "pins" in fields:
+        if kind != "chromium":
+            source.report(fields["pins"], f"{path}.pins", "pins: is for the chromium kind only")
+            return None
+        files.append(_file(source, fields["pins"], f"{path}.pins"))
+    if any(f is None for f in files):
+        return None
+    (absolute, display), *rest = [f for f in files if f is not None]
+    pins_path, pins_display = rest[0] if rest else (None, None)
+    try:
+        return read_policy(
+            kind,
+            absolute,
+            display=display,
+            name=name,
+            pins_path=pins_path,
+            pins_display=pins_display,
+        )
+    except ClientConfigError as exc:
+        source.run.add(exc.location, path, exc.message)
+        return None
+
+
+def _file(source: _Source, node: Node, path: str) -> tuple[str, str] | None:
+    """(absolute path, path as shown) of a file relative to the inventory file."""
+    text = source.string(node, path)
+    if text is None:
+        return None
+    absolute = os.path.normpath(os.path.join(source.directory, text))
+    if not text.strip() or not os.path.isfile(absolute):
+        source.report(node, path, f"file {text!r} not found (looked for {absolute})")
+        return None
+    return absolute, os.path.normpath(os.path.join(source.ref.display_dir, text))
+
+
+def _problems(source: _Source, node: Node, path: str) -> tuple[ConfigProblem, ...]:
+    """``errors: ["file:line:col: message", ...]`` back to problems."""
+    found: list[ConfigProblem] = []
+    for index, item in enumerate(source.sequence(node, path) or ()):
+        text = source.string(item, f"{path}[{index}]")
+        if text is None:
+            continue
+        match = _PROBLEM.match(text)
+        if match:
+            where = Location(match[1], int(match[2]), int(match[3]))
+            found.append(ConfigProblem(where, match[4]))
+        else:
+            found.append(ConfigProblem(source.at(item), text))
+    return tuple(found)
+
+
+def _strings(source: _Source, node: Node, path: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for index, item in enumerate(source.sequence(node, path) or ()):
+        text = source.string(item, f"{path}[{index}]")
+        if text is not None:
+            found.append(text)
+    return tuple(found)
+
+
+def _timestamp(source: _Source, node: Node, path: str) -> datetime | None:
+    text = source.string(node, path)
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        source.report(
+            node, path, f"bad time {text!r}: expected ISO 8601, e.g. 2024-08-08T12:56:26Z"
+        )
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _from_copy(
+    source: _Source, fields: dict[str, Node], path: str, entry: _Entry, name: str
+) -> ClientPolicy | None:
+    client_node = fields.get("client")
+    if client_node is None:
+        source.report(entry.value, path, "missing required key 'client'")
+        return None
+    text = source.string(client_node, f"{path}.client")
+    try:
+        client = Client(text) if text is not None else None
+    except ValueError:
+        choices = ", ".join(c.value for c in Client)
+        source.report(client_node, f"{path}.client", f"unknown client {text!r} ({choices})")
+        return None
+    if client is None:
+        return None
+    platform = None
+    if "platform" in fields:
+        value = source.string(fields["platform"], f"{path}.platform")
+        try:
+            platform = Platform(value) if value is not None else None
+        except ValueError:
+            source.report(fields["platform"], f"{path}.platform", f"unknown platform {value!r}")
+            return None
+    elif client is Client.TRUSTKIT:
+        platform = Platform.IOS
+    rules: list[PolicyRule] = []
+    if "rules" in fields:
+        for index, item in enumerate(source.sequence(fields["rules"], f"{path}.rules") or ()):
+            rule = _rule(source, item, f"{path}.rules[{index}]", client)
+            if rule is not None:
+                rules.append(rule)
+    ignore = True
+    if "ignore_user_anchors" in fields:
+        flag = source.boolean(fields["ignore_user_anchors"], f"{path}.ignore_user_anchors")
+        ignore = True if flag is None else flag
+    return ClientPolicy(
+        name=name,
+        client=client,
+        rules=tuple(rules),
+        problems=_problems(source, fields["errors"], f"{path}.errors")
+        if "errors" in fields
+        else (),
+        platform=platform,
+        ignore_user_anchors=ignore,
+        list_timestamp=_timestamp(source, fields["list_timestamp"], f"{path}.list_timestamp")
+        if "list_timestamp" in fields
+        else None,
+        debug_overrides=_strings(source, fields["debug_overrides"], f"{path}.debug_overrides")
+        if "debug_overrides" in fields
+        else (),
+        source=source.name,
+        location=source.at(entry.key_node),
+    )
+
+
+def _rule(source: _Source, node: Node, path: str, client: Client) -> PolicyRule | None:
+    entries = source.mapping(node, path)
+    if entries is None:
+        return None
+    fields = source.fields(entries, RULE_KEYS, path)
+    if not source.require(fields, "host", node, path):
+        return None
+    host = source.string(fields["host"], f"{path}.host")
+    if host is None:
+        return None
+
+    def flag(key: str, default: bool) -> bool:
+        if key not in fields:
+            return default
+        value = source.boolean(fields[key], f"{path}.{key}")
+        return default if value is None else value
+
+    def pins(key: str) -> tuple[Pin, ...]:
+        if key not in fields:
+            return ()
+        return source.pins(fields[key], f"{path}.{key}", None) or ()
+
+    def strings(key: str) -> tuple[str, ...]:
+        return _strings(source, fields[key], f"{path}.{key}") if key in fields else ()
+
+    subdomains = flag("include_subdomains", False)
+    excluded = flag("excluded", False)
+    mode = HostMode.EXACT
+    if client is Client.OKHTTP:
+        try:
+            host, mode = parse_pattern(host)
+        except PatternError as exc:
+            source.report(fields["host"], f"{path}.host", str(exc))
+            return None
+    elif subdomains:
+        mode = HostMode.ONE_LEVEL if client is Client.IOS else HostMode.SUBTREE
+    expires: date | None = None
+    if "expires" in fields:
+        expires = source.date(fields["expires"], f"{path}.expires")
+    max_age = None
+    if "max_age" in fields:
+        max_age = source.integer(fields["max_age"], f"{path}.max_age")
+    label = None
+    if "label" in fields:
+        label = source.string(fields["label"], f"{path}.label")
+    elif client in (Client.OKHTTP, Client.IOS):
+        label = source.string(fields["host"], f"{path}.host")  # the pattern as written
+    return PolicyRule(
+        host=host,
+        mode=mode,
+        pins=pins("pins"),
+        leaf_pins=pins("leaf_pins"),
+        bad_pins=pins("bad_pins"),
+        dead_pins=strings("dead_pins"),
+        has_pinset=flag("pinset", not excluded),
+        expires=expires,
+        enforce=flag("enforce", True),
+        excluded=excluded,
+        report_only=flag("report_only", False),
+        max_age=max_age,
+        override_pins=strings("override_pins"),
+        trust_sources=strings("trust_sources"),
+        report_uris=strings("report_uris"),
+        label=label,
+        problems=_problems(source, fields["errors"], f"{path}.errors")
+        if "errors" in fields
+        else (),
+        location=source.at(node),
+    )
+
+
+# --- the copy, written back (`pinaudit import`) ------------------------------------
+
+
+def _q(text: str) -> str:
+    """A YAML scalar: JSON-quoted (a subset of YAML), so nothing is misread."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(_q(i) for i in items) + "]"
+
+
+def _rule_lines(rule: PolicyRule, client: Client) -> list[str]:
+    host = rule.pattern if client is Client.OKHTTP else rule.host
+    lines = [f"      - host: {_q(host)}"]
+
+    def add(key: str, value: str) -> None:
+        lines.append(f"        {key}: {value}")
+
+    if client is not Client.OKHTTP and rule.include_subdomains:
+        add("include_subdomains", "true")
+    if rule.excluded:
+        add("excluded", "true")
+    if not rule.has_pinset and not rule.excluded:
+        add("pinset", "false")
+
+    def pin_list(key: str, pins: Sequence[Pin]) -> None:
+        if not pins:
+            add(key, "[]")
+            return
+        add(key, "")
+        lines[-1] = lines[-1].rstrip()
+        lines.extend(f"          - {_q(str(p))}" for p in pins)
+
+    if rule.has_pinset and not rule.excluded:
+        pin_list("pins", rule.pins)
+    for key, values in (("leaf_pins", rule.leaf_pins), ("bad_pins", rule.bad_pins)):
+        if values:
+            pin_list(key, values)
+    if rule.dead_pins:
+        add("dead_pins", _list(rule.dead_pins))
+    if rule.expires is not None:
+        add("expires", rule.expires.isoformat())
+    if not rule.enforce:
+        add("enforce", "false")
+    if rule.report_only:
+        add("report_only", "true")
+    if rule.max_age is not None:
+        add("max_age", str(rule.max_age))
+    for key, strings in (
+        ("override_pins", rule.override_pins),
+        ("trust_sources", rule.trust_sources),
+        ("report_uris", rule.report_uris),
+    ):
+        if strings:
+            add(key, _list(strings))
+    if rule.label is not None and rule.label != host:
+        add("label", _q(rule.label))
+    if rule.problems:
+        add("errors", _list([str(p) for p in rule.problems]))
+    return lines
+
+
+def copy_lines(policy: ClientPolicy) -> list[str]:
+    """The pin-set as YAML lines (indented for ``pinsets:``)."""
+    lines = [f"  {policy.name}:", f"    client: {policy.client.value}"]
+    if policy.platform is not None:
+        lines.append(f"    platform: {policy.platform.value}")
+    if not policy.ignore_user_anchors:
+        lines.append("    ignore_user_anchors: false")
+    if policy.list_timestamp is not None:
+        stamp = policy.list_timestamp.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(f"    list_timestamp: {_q(stamp)}")
+    if policy.debug_overrides:
+        lines.append(f"    debug_overrides: {_list(policy.debug_overrides)}")
+    if policy.problems:
+        lines.append("    errors:")
+        lines += [f"      - {_q(str(p))}" for p in policy.problems]
+    if policy.rules:
+        lines.append("    rules:")
+        for rule in policy.rules:
+            lines += _rule_lines(rule, policy.client)
+    else:
+        lines.append("    rules: []")
+    return lines
+
+
+def endpoint_hosts(policy: ClientPolicy) -> list[str]:
+    """One host per rule that names a concrete host the rule pins (not ``*.``)."""
+    hosts: dict[str, None] = {}
+    for rule in policy.rules:
+        if rule.mode is HostMode.ONE_LABEL or rule.excluded or rule.report_only:
+            continue
+        host = rule.host.rstrip(".")
+        if host and "*" not in host:
+            hosts.setdefault(host)
+    return list(hosts)
+
+
+def inventory_text(policy: ClientPolicy, *, command: str) -> str:
+    """A whole inventory: the pin-set copied, and an endpoint per exact host."""
+    lines = [
+        f"# {command}",
+        f"# written by pinaudit from {policy.source}: the pins, host rules and expiry",
+        f"# of that {policy.client.value} configuration, judged as {policy.client.value} does.",
+        "version: 1",
+        "pinsets:",
+        *copy_lines(policy),
+    ]
+    for note in policy.notes:
+        lines.insert(3, f"# note: {note}".replace("\n", " "))
+    hosts = endpoint_hosts(policy)
+    if hosts:
+        lines.append("endpoints:")
+        for host in hosts:
+            lines += [f"  - host: {_q(host)}", f"    pinset: {_q(policy.name)}"]
+    else:
+        lines.append("endpoints: []")
+    return "\n".join(lines) + "\n"

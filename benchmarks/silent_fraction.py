@@ -6,7 +6,8 @@ fleet with `pinaudit scan`. With enough concurrency, the second scan should
 take about one per-endpoint timeout longer than the first, and every
 endpoint must get exactly one result (the silent ones as `timeout`).
 
-    .venv/bin/python benchmarks/silent_fraction.py [--endpoints 2000] [--timeout 2] [--concurrency 200]
+    .venv/bin/python benchmarks/silent_fraction.py [--endpoints 2000] [--timeout 2] \\
+        [--concurrency 200]
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from scanner.fleet.scenarios import build_fleet  # noqa: E402
 from scanner.fleet.server import FleetProcess, write_config  # noqa: E402
 
 
-def scan(label: str, names: list[str], base: int, n: int, timeout: float, concurrency: int) -> None:
+def scan(
+    label: str, names: list[str], *, base: int, n: int, timeout: float, concurrency: int
+) -> None:
     fleet = build_fleet(datetime.now(timezone.utc), n, scenarios=names, base=base, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="pinaudit-silent-") as tmp:
         directory = Path(tmp)
@@ -68,8 +71,17 @@ def main() -> None:
     args = parser.parse_args()
     n = args.endpoints
     print(f"{n} endpoints, per-endpoint timeout {args.timeout} s, concurrency {args.concurrency}")
-    scan("all healthy", ["healthy"], 5, n, args.timeout, args.concurrency)
-    scan("10% silent", ["healthy"] * 9 + ["silent"], 6, n, args.timeout, args.concurrency)
+    scan(
+        "all healthy", ["healthy"], base=5, n=n, timeout=args.timeout, concurrency=args.concurrency
+    )
+    scan(
+        "10% silent",
+        ["healthy"] * 9 + ["silent"],
+        base=6,
+        n=n,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+    )
 
 
 if __name__ == "__main__":

@@ -115,6 +115,37 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
         "The served chain differs from the previous scan's (--state) while the leaf and "
         "issuer keys did not change (a renewal with the same keys, or intermediates changed).",
     ),
+    Check.CLIENT_PIN_FAILURE: (
+        C,
+        "A client pin configuration (Android, OkHttp, TrustKit, iOS, HPKP, Chromium) judged "
+        "as that client does: no pin matches, so it refuses the connection (warning when it "
+        "only reports: TrustKit without enforcement, HPKP report-only).",
+    ),
+    Check.CLIENT_CONFIG_ERROR: (
+        C,
+        "The client rejects its own pin configuration (the app crashes or fails every "
+        "connection, or the header is ignored): the reason and file:line are in the message.",
+    ),
+    Check.CLIENT_AMBIGUOUS: (
+        W,
+        "The client's verdict depends on the path its verifier builds (cross-signs) or on "
+        "which of its implementations runs (critical when one of them fails).",
+    ),
+    Check.PINS_NOT_APPLIED: (
+        W,
+        "Pins written for this host do not apply to it as spelled (OkHttp with a trailing "
+        "dot, a TrustKit key in capitals): the client connects unpinned.",
+    ),
+    Check.PINS_BYPASSED: (
+        INFO,
+        "The path ends at an anchor for which the client skips pin checks (a local or "
+        "user-installed root, Android overridePins).",
+    ),
+    Check.DEAD_PIN: (
+        W,
+        "A pin the client accepts but that can never match (OkHttp does not check the "
+        "digest length: sha256/AAAA, or hex written after sha256/).",
+    ),
 }
 
 _CHECK_ORDER = {check: n for n, check in enumerate(Check)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -34,6 +35,9 @@ from scanner.pins import pins_of_spki, spki_der
 from scanner.trust import TrustStore, load_certificate
 
 Parsed = tuple[x509.Certificate, CertFacts]
+# What reading a certificate's fields raises besides ValueError: plain
+# Exceptions, e.g. two basicConstraints extensions (found by fuzz/fuzz_chain.py).
+_X509_ERRORS = (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, x509.InvalidVersion)
 
 # The structural path is checked with every WebPKI CA rule but none of the
 # leaf's extension rules: the leaf's own problems are diagnosed separately.
@@ -42,6 +46,8 @@ _SERVER_EE_NO_EKU = verification.ExtensionPolicy.permit_all().require_present(
     x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None
 )
 _ONE_SECOND = timedelta(seconds=1)
+# The last moment that has a second after it (datetime ends at 9999-12-31T23:59:59.999999).
+_LAST_START = datetime.max.replace(tzinfo=timezone.utc) - _ONE_SECOND
 
 
 class CertificateCache:
@@ -78,8 +84,13 @@ DEFAULT_CACHE = CertificateCache()
 def _parse(der: bytes, digest: bytes) -> Parsed | str:
     try:
         cert, _warning = load_certificate(der)
-        return cert, certificate_facts(cert, digest)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        with warnings.catch_warnings():
+            # Odd but readable fields (a negative serial, a countryName that is
+            # not two letters) make the library warn when first read: a served
+            # certificate must not print to the scan's stderr.
+            warnings.simplefilter("ignore")
+            return cert, certificate_facts(cert, digest)
+    except (ValueError, TypeError, UnsupportedAlgorithm, *_X509_ERRORS) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -147,6 +158,14 @@ def _sct_count(cert: x509.Certificate) -> int:
     return 0
 
 
+def _serial(cert: x509.Certificate) -> int:
+    # A negative serial warns on every read (load_certificate has recorded it
+    # once already); unsilenced, the warning would reach the scan's stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cert.serial_number
+
+
 def certificate_facts(cert: x509.Certificate, der_sha256: bytes | None = None) -> CertFacts:
     """Everything the audit and the reports need from one certificate.
 
@@ -168,7 +187,7 @@ def certificate_facts(cert: x509.Certificate, der_sha256: bytes | None = None) -
         der_sha256=der_sha256,
         subject=subject,
         issuer=issuer,
-        serial=cert.serial_number,
+        serial=_serial(cert),
         spki_sha256=sha256_pin,
         spki_sha1=sha1_pin,
         not_before=cert.not_valid_before_utc,
@@ -253,7 +272,8 @@ def _candidate_times(now: datetime, certs: Sequence[CertFacts]) -> list[datetime
         end = min(c.not_after for c in certs)
         if start < end:
             times.append(start + (end - start) / 2)
-        times.append(certs[0].not_before + _ONE_SECOND)
+        if certs[0].not_before <= _LAST_START:  # not_before 9999-12-31T23:59:59Z: no later second
+            times.append(certs[0].not_before + _ONE_SECOND)
     return times
 
 

@@ -10,13 +10,14 @@ import argparse
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from scanner import __version__
-from scanner.errors import InventoryError, ScannerError
-from scanner.model import PinFormat
+from scanner.errors import ExportError, InventoryError, ScannerError
+from scanner.model import Pin, PinFormat
+from scanner.policy import ClientPolicy
 from scanner.status import ExitStatus
 
 
@@ -150,7 +151,72 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         "jittered backoff (default 0)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="remember served keys and chains here and report what changed since the "
+        "previous scan (key_changed, issuer_changed, chain_changed); written atomically",
+    )
+    _add_prometheus_flags(p)
     p.set_defaults(func=cmd_scan)
+
+
+def _add_prometheus_flags(p: _Parser) -> None:
+    job = p.add_argument_group(
+        "Prometheus, one-shot (with any --format; a complete scan only, exit 3 when it fails)"
+    )
+    job.add_argument(
+        "--textfile",
+        metavar="PATH",
+        help="write the metrics for node_exporter's textfile collector (atomically); "
+        "name it *.prom",
+    )
+    job.add_argument(
+        "--push-gateway",
+        metavar="URL",
+        help="push the metrics to this Pushgateway, replacing the group (PUT); basic auth "
+        "from PINAUDIT_PUSH_USERNAME and PINAUDIT_PUSH_PASSWORD",
+    )
+    job.add_argument(
+        "--push-job", metavar="NAME", help="job label of the pushed group (default: pinaudit)"
+    )
+    job.add_argument(
+        "--grouping",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another grouping-key label of the pushed group, e.g. shard=0 (repeatable)",
+    )
+    serve = p.add_argument_group("Prometheus exporter (long-running)")
+    serve.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="scan every --interval and serve /metrics here (e.g. :9918 or 127.0.0.1:9918); "
+        "SIGHUP reloads the inventory, SIGTERM stops",
+    )
+    serve.add_argument(
+        "--interval",
+        metavar="DURATION",
+        help="time between the starts of two scans (default 5m; 30s, 5m, 1h)",
+    )
+    serve.add_argument(
+        "--retention",
+        metavar="DURATION",
+        help="keep exporting the last good chain facts of a failing endpoint this long "
+        "(default 24h)",
+    )
+    serve.add_argument(
+        "--web-config",
+        metavar="FILE",
+        help="TLS (tls_server_config) and basic auth (basic_auth_users, bcrypt hashes) for "
+        "/metrics, as Prometheus exporters read it",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        help="logs on stderr: one JSON object per line, or text (default auto: text on a "
+        "terminal, JSON otherwise)",
+    )
 
 
 def _add_demo_and_fleet(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -192,6 +258,68 @@ def _add_demo_and_fleet(sub: argparse._SubParsersAction[_Parser]) -> None:
     serve.set_defaults(func=cmd_fleet_serve)
 
 
+def _add_preflight(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "preflight",
+        help="is it safe to deploy this chain, key or CA? (exit 0 safe, 1 would break)",
+        description="Judge a chain, a key or a CA that is not deployed yet against the "
+        "pin-sets of the inventory's endpoints, before anyone deploys it. Nothing is "
+        "contacted over the network.",
+    )
+    p.add_argument("--inventory", "-i", required=True, metavar="FILE", help="inventory YAML")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--chain", metavar="NEW.pem", help="the new chain, leaf first, as it will be served"
+    )
+    what.add_argument(
+        "--key-only",
+        metavar="NEW_KEY.pem",
+        help="only the next leaf key (public key, private key or CSR): is it pinned in "
+        "advance, or would CA pins carry it?",
+    )
+    what.add_argument(
+        "--ca",
+        metavar="NEW_CA.pem",
+        help="what if we switch CA: which pin-sets already pin this CA's key or its "
+        "issuers' (the file may hold the CA and its issuers; the trust store supplies more)",
+    )
+    p.add_argument(
+        "--endpoint", action="append", default=[], metavar="NAME", help="only this endpoint"
+    )
+    p.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only endpoints for this host or SNI",
+    )
+    p.add_argument("--now", metavar="DATE", help="judge as of this date (default: now)")
+    p.set_defaults(func=cmd_preflight)
+
+
+def _add_import(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from scanner.importers import KINDS
+
+    p = sub.add_parser(
+        "import",
+        help="print the inventory equivalent to a client's pin configuration",
+        description="Read a client pin configuration (Android network-security-config, OkHttp "
+        "CertificatePinner source or list, TrustKit, iOS NSPinnedDomains, HPKP headers, "
+        "Chromium static pins) and print an inventory with the same pins, host rules and "
+        "expiry, and one endpoint per exact host. What the client itself would reject is "
+        "kept (errors:) and printed as warnings.",
+    )
+    p.add_argument("kind", choices=KINDS, help="the kind of file")
+    p.add_argument("file", metavar="FILE", help="the configuration file")
+    p.add_argument("--name", help="pin-set name (default: the file's stem)")
+    p.add_argument(
+        "--pins",
+        metavar="FILE",
+        help="chromium: the .pins file (default: FILE with the suffix .pins)",
+    )
+    p.set_defaults(func=cmd_import)
+
+
 def build_parser(prog: str = "pinaudit") -> _Parser:
     parser = _Parser(
         prog=prog,
@@ -206,7 +334,9 @@ def build_parser(prog: str = "pinaudit") -> _Parser:
     _add_scan(sub)
     _add_validate(sub)
     _add_pin(sub)
+    _add_import(sub)
     _add_demo_and_fleet(sub)
+    _add_preflight(sub)
     return parser
 
 
@@ -227,6 +357,16 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitSt
         deadline=args.deadline,
         retries=args.retries,
         progress=not args.no_progress,
+        state=args.state,
+        textfile=args.textfile,
+        push_gateway=args.push_gateway,
+        push_job=args.push_job,
+        grouping=tuple(args.grouping),
+        serve=args.serve,
+        interval=args.interval,
+        retention=args.retention,
+        web_config=args.web_config,
+        log_format=args.log_format,
     )
     return ExitStatus(run_scan_command(request, stdout, stderr))
 
@@ -245,17 +385,117 @@ def cmd_fleet_serve(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) ->
     return run_fleet_serve(args.dir, args.count, args.base, args.port, stdout)
 
 
+def cmd_preflight(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    from scanner.errors import CertificateFileError, ConfigError
+    from scanner.inventory import load_inventory
+    from scanner.preflight import (
+        Verdict,
+        ca_lineage,
+        preflight_ca,
+        preflight_chain,
+        preflight_key,
+        public_key_spki,
+    )
+    from scanner.scan import parse_now
+    from scanner.trust import TrustStores, load_certificate, read_certificates
+
+    inventory = load_inventory(args.inventory)
+    endpoints = [
+        e
+        for e in inventory.endpoints
+        if (not args.endpoint or e.name in args.endpoint)
+        and (not args.host or e.host in args.host or e.sni in args.host)
+    ]
+    if not endpoints:
+        raise ConfigError("no endpoint of the inventory matches --endpoint/--host")
+    now = parse_now(args.now)
+    stores = TrustStores()
+    source = args.chain or args.key_only or args.ca
+    try:
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise CertificateFileError(f"{source}: {exc.strerror}") from None
+    if args.chain:
+        results = preflight_chain(endpoints, read_certificates(data, source), stores.get, now)
+    elif args.key_only:
+        ca_keys: dict[Pin, str] = {}
+        for endpoint in endpoints:
+            ca_keys.update(stores.get(endpoint.trust).known_keys)
+        results = preflight_key(endpoints, public_key_spki(data, source), ca_keys, now)
+    else:
+        certs = []
+        for der in read_certificates(data, source):
+            try:
+                certs.append(load_certificate(der)[0])
+            except ValueError as exc:
+                raise CertificateFileError(
+                    f"{source}: a certificate does not parse: {exc}"
+                ) from None
+        anchors = [a for e in endpoints for a in stores.get(e.trust).anchors]
+        results = preflight_ca(endpoints, ca_lineage(certs[0], certs[1:] + anchors), now)
+    width = max(len(r.endpoint.name) for r in results)
+    labels = {Verdict.SAFE: "SAFE", Verdict.BREAKS: "BREAKS", Verdict.NOT_PINNED: "NOT PINNED"}
+    for result in results:
+        stdout.write(
+            f"{labels[result.verdict]:<10}  {result.endpoint.name:<{width}}  {result.reason}\n"
+        )
+    breaks = sum(1 for r in results if r.verdict is Verdict.BREAKS)
+    safe = sum(1 for r in results if r.verdict is Verdict.SAFE)
+    stdout.write(
+        f"{len(results)} endpoint{'s' if len(results) != 1 else ''}: {safe} safe, "
+        f"{breaks} would break, {len(results) - safe - breaks} not pinned\n"
+    )
+    return ExitStatus.FINDINGS if breaks else ExitStatus.OK
+
+
 def cmd_validate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
     from scanner.inventory import load_inventory
 
     inventory = load_inventory(args.inventory)
-    pinsets = len(inventory.pinsets)
+    _client_warnings(inventory.policies.values(), "pinaudit validate", stderr)
+    pinsets = len(inventory.pinsets) + len(inventory.policies)
     files = len(inventory.files)
     stdout.write(
         f"{args.inventory}: OK: {len(inventory.endpoints)} endpoint"
         f"{'s' if len(inventory.endpoints) != 1 else ''}, {pinsets} pin-set"
         f"{'s' if pinsets != 1 else ''}, {files} file{'s' if files != 1 else ''}\n"
     )
+    return ExitStatus.OK
+
+
+def _client_warnings(policies: Iterable[ClientPolicy], who: str, stderr: TextIO) -> None:
+    """What a client would reject in its own configuration, and what it accepts but
+    is worth knowing: warnings, the inventory itself is fine."""
+    for policy in policies:
+        for problem in policy.problems:
+            stderr.write(
+                f"{who}: warning: {problem}: pinset {policy.name!r}: {policy.client.value} "
+                "rejects this configuration (CONFIG_ERROR)\n"
+            )
+        for rule in policy.rules:
+            for problem in rule.problems:
+                stderr.write(
+                    f"{who}: warning: {problem}: pinset {policy.name!r}: {policy.client.value} "
+                    f"ignores this rule for {rule.host} (CONFIG_ERROR)\n"
+                )
+        for note in policy.notes:
+            stderr.write(f"{who}: note: {note}\n")
+
+
+def cmd_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    from scanner.importers import read_policy
+    from scanner.importers._common import stem_name
+    from scanner.inventory_clients import inventory_text
+
+    name = args.name or stem_name(args.file)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) or name in ("inline", "auto"):
+        raise UsageError(f"--name {name!r}: must match [A-Za-z0-9_][A-Za-z0-9_.-]*")
+    if args.pins is not None and args.kind != "chromium":
+        raise UsageError("--pins is for the chromium kind only")
+    policy = read_policy(args.kind, args.file, name=name, pins_path=args.pins)
+    _client_warnings([policy], "pinaudit import", stderr)
+    command = " ".join(["pinaudit import", args.kind, args.file])
+    stdout.write(inventory_text(policy, command=command))
     return ExitStatus.OK
 
 
@@ -288,6 +528,16 @@ def _live_chain(target: str, sni: str | None, timeout: float) -> list[bytes]:
     return list(first.served)
 
 
+def _pin_of_key(data: bytes, source: str, fmt: PinFormat, stdout: TextIO) -> ExitStatus:
+    """The pin of a public key, private key or CSR (a key to pin in advance)."""
+    from scanner.pins import format_pin, pins_of_spki
+    from scanner.preflight import public_key_spki
+
+    pin = pins_of_spki(public_key_spki(data, source))[0]
+    stdout.write(f"0  public key from {source}\n   pin:     {format_pin(pin, fmt)}\n")
+    return ExitStatus.OK
+
+
 def cmd_pin(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitStatus:
     from scanner.chain import parse_certificate
     from scanner.errors import CertificateFileError
@@ -301,6 +551,8 @@ def cmd_pin(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitSta
             data = sys.stdin.buffer.read() if source == "-" else path.read_bytes()
         except OSError as exc:
             raise CertificateFileError(f"{source}: {exc.strerror}") from None
+        if b"-----BEGIN" in data and b"CERTIFICATE-----" not in data.replace(b"REQUEST", b""):
+            return _pin_of_key(data, source, PinFormat(args.format), stdout)
         ders = read_certificates(data, source)
     else:
         ders = _live_chain(source, args.sni, args.timeout)
@@ -363,6 +615,9 @@ def main(
         err.write(f"{parser.format_usage()}")
         err.write(f"{prog}: error: {exc}\n")
         return ExitStatus.USAGE
+    except ExportError as exc:  # the scan ran; writing a result (report, state) failed
+        _report_error(prog, command, exc, err)
+        return ExitStatus.EXPORT_FAILED
     except ScannerError as exc:
         _report_error(prog, command, exc, err)
         return ExitStatus.USAGE

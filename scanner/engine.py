@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import resource
 import signal
@@ -32,12 +33,15 @@ from scanner.results import (
     evaluate,
     needs_second_look,
     not_scanned,
+    with_rotation,
 )
 from scanner.trust import TrustStores
 
 DEFAULT_CONCURRENCY = 200
 # File descriptors kept free for the interpreter, trust bundles, outputs.
 FD_RESERVE = 64
+# Free descriptors kept on top of those already open (trio's own, an output file).
+FD_HEADROOM = 16
 TRANSIENT = frozenset(
     {
         ProbeErrorKind.TIMEOUT,
@@ -67,21 +71,35 @@ class ScanOutcome:
     deadline_hit: bool
 
 
+def open_descriptors() -> int:
+    """File descriptors this process has open now (0 when the system cannot say)."""
+    for directory in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return max(0, len(os.listdir(directory)) - 1)  # less the one listing it
+        except OSError:
+            continue
+    return 0
+
+
 def ensure_open_files(concurrency: int) -> int:
     """Raise the soft open-files limit as far as the hard limit allows and
-    refuse a concurrency it cannot serve. Returns the soft limit."""
+    refuse a concurrency it cannot serve. Returns the soft limit. Descriptors
+    already open (inherited ones too) count against the limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = concurrency + FD_RESERVE
+    in_use = open_descriptors()
+    reserve = max(FD_RESERVE, in_use + FD_HEADROOM)
+    need = concurrency + reserve
     if soft < need:
         target = need if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft < need:
+        already = f" ({in_use} are open already)" if reserve > FD_RESERVE else ""
+        lower = f"lower --concurrency to {soft - reserve} or " if soft > reserve else ""
         raise ConfigError(
-            f"--concurrency {concurrency} needs about {need} open files, but the limit is "
-            f"{soft} (hard limit {hard}): lower --concurrency to {max(1, soft - FD_RESERVE)} "
-            "or raise the limit (ulimit -n)"
+            f"--concurrency {concurrency} needs about {need} open files{already}, but the "
+            f"limit is {soft} (hard limit {hard}): {lower}raise the limit (ulimit -n)"
         )
     return soft
 
@@ -155,18 +173,17 @@ class _Run:
     def second_look(self) -> None:
         """Re-judge verdicts that depend on what the whole scan saw."""
         for index, result in enumerate(self.results):
-            if result is None or not needs_second_look(result):
+            if result is None:
                 continue
-            probed, tries = self.probed[index]
             endpoint = self.endpoints[index]
-            self.results[index] = evaluate(
-                endpoint,
-                probed,
-                self.stores.get(endpoint.trust),
-                self.now,
-                knowledge=self.knowledge,
-                attempts=tries,
-            )
+            store = self.stores.get(endpoint.trust)
+            if needs_second_look(result):
+                probed, tries = self.probed[index]
+                self.results[index] = evaluate(
+                    endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries
+                )
+            else:  # which CA keys are known grew while the scan ran
+                self.results[index] = with_rotation(result, store, self.knowledge)
 
     async def watch_interrupt(self, scope: trio.CancelScope) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -65,3 +65,23 @@ class CertificateFileError(ScannerError):
 
 class ExportError(ScannerError):
     """An export (Pushgateway, textfile) that failed."""
+
+
+class PushError(ExportError):
+    """A push to the Pushgateway that still failed after its retries."""
+
+
+class WebConfigError(ConfigError):
+    """A ``--web-config`` file (TLS and basic auth of the exporter) that cannot be used."""
+
+
+class ClientConfigError(ScannerError):
+    """A client pin configuration (``pinaudit import``, an inventory ``from:``)
+    that cannot be read at all: missing, hostile (entity expansion, a DTD),
+    not the kind named. Carries where. What the *client* would reject is not
+    this error: it becomes a CONFIG_ERROR verdict of the policy."""
+
+    def __init__(self, location: Location, message: str) -> None:
+        self.location = location
+        self.message = message
+        super().__init__(f"{location}: {message}")

@@ -32,7 +32,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -45,9 +45,12 @@ from yaml.events import AliasEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
+from scanner.clients import applies
 from scanner.errors import ConfigError, InventoryError, InventoryProblem, PinError
+from scanner.inventory_clients import AUTO, is_client_pinset_node, read_client_pinset
 from scanner.model import Endpoint, Inventory, Location, Pin, Pinset, TrustKind, TrustSpec
 from scanner.pins import parse_digest_name, parse_pin
+from scanner.policy import ClientPolicy
 
 __all__ = [
     "MAX_DAYS",
@@ -402,6 +405,7 @@ class _Run:
         self.read_paths: set[str] = set()
         self.pinsets: dict[str, Pinset] = {}
         self.broken_pinsets: set[str] = set()  # declared, but not a mapping
+        self.policies: dict[str, ClientPolicy] = {}  # client pin-sets (inventory_clients)
         self.drafts: list[_Draft] = []
         self.root_settings = _Effective()
 
@@ -453,6 +457,7 @@ class _Run:
             endpoints=tuple(endpoints),
             pinsets=MappingProxyType(dict(self.pinsets)),
             files=tuple(self.files),
+            policies=MappingProxyType(dict(self.policies)),
         )
 
     def _build_endpoints(self) -> list[Endpoint]:
@@ -472,11 +477,34 @@ class _Run:
                     continue
                 first_at[draft.name] = draft.location
             if draft.clean and draft.host is not None and draft.name is not None:
-                endpoints.append(_endpoint(draft, draft.host, draft.name, pinset))
+                endpoints.append(
+                    self._with_policies(_endpoint(draft, draft.host, draft.name, pinset), draft)
+                )
         return endpoints
+
+    def _with_policies(self, endpoint: Endpoint, draft: _Draft) -> Endpoint:
+        """The client pin-set the endpoint names, or with `pinset: auto` (the default
+        when it names none) every client pin-set whose rules concern its name."""
+        ref = draft.pinset_ref[0] if draft.pinset_ref is not None else None
+        if ref is not None and ref in self.policies:
+            policies: tuple[ClientPolicy, ...] = (self.policies[ref],)
+        elif ref is None or ref == AUTO:
+            name = endpoint.server_name
+            policies = tuple(p for p in self.policies.values() if applies(p, name))
+        else:
+            return endpoint
+        return replace(endpoint, client_policies=policies) if policies else endpoint
 
     def _effective_pinset(self, draft: _Draft) -> Pinset | None:
         named: Pinset | None = None
+        if draft.pinset_ref is not None and (
+            draft.pinset_ref[0] == AUTO or draft.pinset_ref[0] in self.policies
+        ):  # client pin-sets are judged apart (clients.py); inline pins stay generic
+            return (
+                None
+                if draft.inline is None
+                else Pinset(_INLINE, draft.inline, None, draft.inline_at)
+            )
         if draft.pinset_ref is not None:
             name, where, path = draft.pinset_ref
             named = self.pinsets.get(name)
@@ -911,14 +939,17 @@ class _Source:
         entries = self.mapping(node, "pinsets")
         for entry in entries or ():
             path = f"pinsets.{entry.key}"
-            if not _PINSET_NAME.fullmatch(entry.key) or entry.key == _INLINE:
+            if not _PINSET_NAME.fullmatch(entry.key) or entry.key in (_INLINE, AUTO):
                 self.report(entry.key_node, path, _pinset_name_problem(entry.key))
+                continue
+            if is_client_pinset_node(entry.value):
+                self.client_pinset(entry, path)
                 continue
             pinset = self.pinset(entry, path)
             if pinset is None:
                 self.run.broken_pinsets.add(entry.key)  # references to it are not reported
                 continue
-            first = self.run.pinsets.get(entry.key)
+            first = self.run.pinsets.get(entry.key) or self.run.policies.get(entry.key)
             if first is not None:
                 self.report(
                     entry.key_node,
@@ -927,6 +958,19 @@ class _Source:
                 )
                 continue
             self.run.pinsets[entry.key] = pinset
+
+    def client_pinset(self, entry: _Entry, path: str) -> None:
+        """A pin-set that follows a client's rules (`from:` a file, or `client:`)."""
+        policy = read_client_pinset(self, entry, path)
+        if policy is None:
+            self.run.broken_pinsets.add(entry.key)
+            return
+        first = self.run.pinsets.get(entry.key) or self.run.policies.get(entry.key)
+        if first is not None:
+            where = first.location
+            self.report(entry.key_node, path, f"pinset {entry.key!r} is already defined at {where}")
+            return
+        self.run.policies[entry.key] = policy
 
     def pinset(self, entry: _Entry, path: str) -> Pinset | None:
         entries = self.mapping(entry.value, path)
@@ -1205,6 +1249,8 @@ def _label_name_problem(name: str) -> str | None:
 def _pinset_name_problem(name: str) -> str:
     if name == _INLINE:
         return f"pinset name {_INLINE!r} is reserved (it names an endpoint's inline pins)"
+    if name == AUTO:
+        return f"pinset name {AUTO!r} is reserved (pinset: auto picks client pin-sets by host)"
     return f"invalid pinset name {name!r} (must match [A-Za-z0-9_][A-Za-z0-9_.-]*)"
 
 

@@ -11,6 +11,10 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scanner.policy import ClientPolicy
 
 
 class Severity(str, enum.Enum):
@@ -56,6 +60,12 @@ class Check(str, enum.Enum):
     KEY_CHANGED = "key_changed"
     ISSUER_CHANGED = "issuer_changed"
     CHAIN_CHANGED = "chain_changed"
+    CLIENT_PIN_FAILURE = "client_pin_failure"
+    CLIENT_CONFIG_ERROR = "client_config_error"
+    CLIENT_AMBIGUOUS = "client_ambiguous"
+    PINS_NOT_APPLIED = "pins_not_applied"
+    PINS_BYPASSED = "pins_bypassed"
+    DEAD_PIN = "dead_pin"
 
 
 class HashAlg(str, enum.Enum):
@@ -167,6 +177,8 @@ class Endpoint:
     all_addresses: bool = False  # probe every resolved address, not only the first
     client_cert: str | None = None  # PEM chain for mTLS endpoints
     client_key: str | None = None  # its key (None: in the same file)
+    # client pin configurations that apply (inventory `from:`/`client:` pin-sets)
+    client_policies: tuple[ClientPolicy, ...] = ()
 
     @property
     def server_name(self) -> str:
@@ -183,6 +195,8 @@ class Inventory:
     endpoints: tuple[Endpoint, ...]
     pinsets: Mapping[str, Pinset]
     files: tuple[str, ...]  # every file read, the root first
+    # pin-sets that follow a client's rules (`from:` a config file, or `client:` + `rules:`)
+    policies: Mapping[str, ClientPolicy] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

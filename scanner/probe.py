@@ -263,6 +263,10 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+def _is_special_invalid(host: str) -> bool:
+    return host.rstrip(".").rpartition(".")[2].lower() == "invalid"
+
+
 def _family_of(address: str) -> int:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
@@ -272,9 +276,14 @@ async def resolve(host: str, port: int, *, family: int = 0) -> list[str]:
 
     IP literals are returned as they are without a lookup (empty when they do
     not match `family`). Raises `socket.gaierror` when the name does not resolve.
+    Names under ``.invalid`` fail at once without a query: they never resolve
+    (RFC 6761 §6.4 asks resolver libraries to answer them negatively, and
+    glibc would send them to the configured name server all the same).
     """
     if _is_ip_literal(host):
         return [host] if family in (0, _family_of(host)) else []
+    if _is_special_invalid(host):
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: .invalid names never resolve (RFC 6761)")
     infos = await trio.socket.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     addresses: list[str] = []
     for info in infos:

@@ -19,6 +19,7 @@ from cryptography import x509
 
 from scanner.audit import audit, sort_findings
 from scanner.chain import DEFAULT_CACHE, CertificateCache, analyze_chain
+from scanner.clients import assess_clients
 from scanner.model import (
     ChainReport,
     Check,
@@ -30,6 +31,8 @@ from scanner.model import (
     ProbeFailure,
     Severity,
 )
+from scanner.policy import ClientVerdict
+from scanner.rotation import Readiness, readiness
 from scanner.trust import TrustStore
 
 
@@ -48,6 +51,7 @@ class AddressResult:
     failure: ProbeFailure | None
     report: ChainReport | None
     findings: tuple[Finding, ...]
+    client_verdicts: tuple[ClientVerdict, ...] = ()  # each client pin-set's verdict
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class EndpointResult:
     findings: tuple[Finding, ...]
     addresses: tuple[AddressResult, ...] = ()
     attempts: int = 0
+    rotation: Readiness | None = None  # of the primary address; None when not pinned
+    key_changed_at: datetime | None = None  # from --state: when a new leaf key was first seen
+    # per client pin-set (Android, OkHttp, ...), judged as that client does; of the primary
+    client_verdicts: tuple[ClientVerdict, ...] = ()
 
     @property
     def primary(self) -> AddressResult | None:
@@ -87,6 +95,7 @@ class ScanKnowledge:
 
     pool: list[x509.Certificate] = field(default_factory=list)
     keys: dict[Pin, str] = field(default_factory=dict)
+    ca_keys: dict[Pin, str] = field(default_factory=dict)  # keys of CA certificates seen
     _seen: set[bytes] = field(default_factory=set)
 
     def learn(self, served: Iterable[bytes], cache: CertificateCache = DEFAULT_CACHE) -> None:
@@ -100,6 +109,8 @@ class ScanKnowledge:
             self._seen.add(facts.der_sha256)
             for pin in facts.pins:
                 self.keys.setdefault(pin, facts.subject)
+                if facts.is_ca:
+                    self.ca_keys.setdefault(pin, facts.subject)
             if facts.is_ca and not facts.self_issued:
                 self.pool.append(cert)
 
@@ -179,9 +190,36 @@ def evaluate(
             item.served, store, endpoint.server_name, now, pool=pool, cache=cache
         )
         findings = audit(endpoint, report, now, known_keys=known)
-        per_address.append(AddressResult(item.address, item, None, report, findings))
+        verdicts, extra = assess_clients(
+            endpoint, report, store, now, known_keys=known, cache=cache
+        )
+        if extra:
+            findings = sort_findings(findings + extra)
+        per_address.append(AddressResult(item.address, item, None, report, findings, verdicts))
     findings = _merge(per_address)
-    return EndpointResult(endpoint, _status(findings), findings, tuple(per_address), attempts)
+    primary = next(a for a in per_address if a.report is not None)
+    result = EndpointResult(
+        endpoint,
+        _status(findings),
+        findings,
+        tuple(per_address),
+        attempts,
+        client_verdicts=primary.client_verdicts,
+    )
+    return with_rotation(result, store, knowledge)
+
+
+def with_rotation(
+    result: EndpointResult, store: TrustStore, knowledge: ScanKnowledge | None
+) -> EndpointResult:
+    """The result with its rotation readiness judged on the CA keys known now."""
+    primary = result.primary
+    if primary is None or primary.report is None:
+        return result
+    ca_keys: Mapping[Pin, str] = (
+        ChainMap(knowledge.ca_keys, dict(store.known_keys)) if knowledge else store.known_keys
+    )
+    return replace(result, rotation=readiness(result.endpoint.pinset, primary.report, ca_keys))
 
 
 def needs_second_look(result: EndpointResult) -> bool:

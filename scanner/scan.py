@@ -7,9 +7,10 @@ writes outputs. All judgement happens in the pure core.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any, TextIO
 
@@ -22,12 +23,15 @@ from scanner.engine import (
     ensure_open_files,
     run_scan,
 )
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, ExportError
 from scanner.exporters import jsonreport, table
 from scanner.exporters.files import write_atomic
+from scanner.exporters.metrics import ScanRecord
+from scanner.exporters.prometheus import JobExports
 from scanner.inventory import load_inventory, parse_duration
 from scanner.model import Endpoint, Severity
 from scanner.results import EndpointResult
+from scanner.state import advance, load_state, save_state
 from scanner.status import ExitStatus
 from scanner.trust import TrustStores
 
@@ -47,6 +51,18 @@ class ScanRequest:
     retries: int = 0
     progress: bool = True
     json_copy: str | None = None  # also write the JSON report here (the demo)
+    state: str | None = None  # --state FILE: drift since the previous scan
+    # Prometheus (README "Prometheus metrics"): one-shot exports of a complete scan ...
+    textfile: str | None = None
+    push_gateway: str | None = None
+    push_job: str | None = None
+    grouping: tuple[str, ...] = ()
+    # ... or the long-running exporter (scanner/serve.py)
+    serve: str | None = None
+    interval: str | None = None
+    retention: str | None = None
+    web_config: str | None = None
+    log_format: str | None = None
 
 
 def parse_now(text: str | None) -> datetime:
@@ -163,9 +179,48 @@ def _render(
     return buffer.getvalue()
 
 
+def _apply_state(
+    path: str, outcome: ScanOutcome, scanned_at: datetime, stderr: TextIO
+) -> ScanOutcome:
+    """Compare with the previous scan's state and save the new one; an
+    interrupted scan leaves the state file as it was (all or nothing)."""
+    previous, warning = load_state(path)
+    if warning:
+        stderr.write(f"scan: warning: {warning}\n")
+    state, results = advance(previous, outcome.results, scanned_at)
+    if not outcome.interrupted:
+        save_state(path, state)
+    return replace(outcome, results=tuple(results))
+
+
+def _job_exports(request: ScanRequest) -> JobExports:
+    serve_only = (
+        ("--interval", request.interval),
+        ("--retention", request.retention),
+        ("--web-config", request.web_config),
+        ("--log-format", request.log_format),
+    )
+    for flag, value in serve_only:
+        if value is not None:
+            raise ConfigError(f"{flag} needs --serve")
+    return JobExports.from_flags(
+        textfile=request.textfile,
+        push_gateway=request.push_gateway,
+        push_job=request.push_job,
+        grouping=request.grouping,
+        environ=os.environ,
+    )
+
+
 def run_scan_command(request: ScanRequest, stdout: TextIO, stderr: TextIO) -> ExitStatus:
+    if request.serve is not None:
+        from scanner.serve import run_exporter
+
+        return run_exporter(request, stderr)
+    exports = _job_exports(request)
     inventory = load_inventory(request.inventory)
     endpoints = select(inventory.endpoints, request.only)
+    exports.check_labels(endpoints)
     now = parse_now(request.now)
     deadline = parse_duration(request.deadline, "--deadline") if request.deadline else None
     concurrency = request.concurrency or min(DEFAULT_CONCURRENCY, max(1, len(endpoints)))
@@ -191,15 +246,25 @@ def run_scan_command(request: ScanRequest, stdout: TextIO, stderr: TextIO) -> Ex
             lambda: run_scan(endpoints, now=now, options=options, stores=stores, sinks=sinks)
         )
     scanned_at = datetime.now(timezone.utc)
+    if request.state:
+        outcome = _apply_state(request.state, outcome, scanned_at, stderr)
     text = _render(request, outcome, now, scanned_at, jsonl)
     if request.json_copy:
         doc = jsonreport.report(
             outcome.results, scanned_at=scanned_at, as_of=now, interrupted=outcome.interrupted
         )
         write_atomic(request.json_copy, json.dumps(doc) + "\n")
-    if request.output:
-        write_atomic(request.output, text)
-    elif request.format == "jsonl":
+    # An interrupted scan never replaces the last complete report (all or
+    # nothing, like the metric exports): its partial report goes to stdout.
+    output = request.output if not outcome.interrupted else None
+    output_failed = False
+    if output:
+        try:
+            write_atomic(output, text)
+        except ExportError as exc:  # the scan is done: exit 3, as for the other exports
+            stderr.write(f"scan: error: {exc}\n")
+            output_failed = True
+    elif request.format == "jsonl" and not request.output:
         summary = text.splitlines()[-1]
         stdout.write(summary + "\n")
     elif request.format == "table" and stdout.isatty():
@@ -212,9 +277,14 @@ def run_scan_command(request: ScanRequest, stdout: TextIO, stderr: TextIO) -> Ex
             f"scan: interrupted: {sum(1 for r in outcome.results if r.attempts)} of "
             f"{len(outcome.results)} endpoints scanned\n"
         )
+        if request.output:
+            stderr.write(f"scan: {request.output} left as it was (the last complete report)\n")
         return ExitStatus.INTERRUPTED
     if outcome.deadline_hit:
         stderr.write(
             "scan: warning: the global deadline passed; unfinished endpoints are not_scanned\n"
         )
+    record = ScanRecord(outcome.results, now, scanned_at, outcome.duration)
+    if not exports.run(record, stderr) or output_failed:  # after the report: printed either way
+        return ExitStatus.EXPORT_FAILED
     return exit_status(outcome.results, request.fail_on)

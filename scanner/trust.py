@@ -61,7 +61,10 @@ def load_certificate(der: bytes) -> tuple[x509.Certificate, str | None]:
     Raises ValueError when the DER does not parse."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cert = x509.load_der_x509_certificate(der)
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except x509.InvalidVersion as exc:  # not a ValueError (found by fuzz/fuzz_chain.py)
+            raise ValueError(str(exc)) from None
         cert.serial_number  # noqa: B018 - the negative-serial warning fires here
     message = str(caught[0].message) if caught else None
     return cert, message

@@ -168,9 +168,11 @@ def test_table_output_to_a_file(fleet_dir: tuple[Fleet, Path], tmp_path: Path) -
     assert "\x1b[" not in text  # no colour in files
     lines = text.splitlines()
     assert lines[0].strip() == "CRITICAL (11)"
-    assert lines[-1] == (
-        "22 endpoints: 11 ok, 11 drift, 0 error; findings: 11 critical, 0 warning, 0 info"
-    )
+    assert lines[-2:] == [
+        "22 endpoints: 11 ok, 11 drift, 0 error; findings: 11 critical, 0 warning, 0 info",
+        "rotation readiness of 22 pinned endpoints: 22 survive a leaf renewal with a new key, "
+        "22 a switch of CA",
+    ]
     assert sum(1 for line in lines if line.startswith("expired-")) == 11
 
 
@@ -294,3 +296,20 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(fleet_dir: tuple[Flee
     plain = _scan_on_a_terminal(inventory, {**env, "TERM": "xterm-256color", "NO_COLOR": "1"})
     assert "expired-4" in plain
     assert not colour.search(plain)
+
+
+def test_an_unwritable_output_exits_3(fleet_dir: tuple[Fleet, Path], tmp_path: Path) -> None:
+    _fleet, inventory = fleet_dir
+    target = tmp_path / "missing-dir" / "report.json"
+    status, out, err = _scan(
+        "--inventory",
+        str(inventory),
+        "--only",
+        "scenario=healthy",
+        "--format",
+        "json",
+        "--output",
+        str(target),
+    )
+    assert (status, out) == (3, "")
+    assert err == f"scan: error: {target}: cannot write: No such file or directory\n"

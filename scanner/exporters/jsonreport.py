@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scanner.audit import pins_enforced, pinset_expiry
+from scanner.clients import verdict_entry
 from scanner.model import CertFacts, ChainReport, Finding
 from scanner.results import EndpointResult, ResultStatus
 
@@ -101,7 +102,14 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
         else None,
         "pinset": None,
         "attempts": result.attempts,
+        "rotation": None,
     }
+    if result.rotation is not None:
+        ready = result.rotation
+        entry["rotation"] = {
+            "leaf_renewal": {"ready": ready.leaf_renewal, "reason": ready.leaf_renewal_reason},
+            "ca_switch": {"ready": ready.ca_switch, "reason": ready.ca_switch_reason},
+        }
     if ep.pinset is not None:
         expiry = pinset_expiry(ep.pinset)
         entry["pinset"] = {
@@ -123,6 +131,8 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
             for a in result.addresses
         ]
         entry["distinct_chains"] = result.distinct_chains
+    if ep.client_policies:  # each client pin-set's verdict (Android, OkHttp, TrustKit, ...)
+        entry["client_verdicts"] = [verdict_entry(v) for v in result.client_verdicts]
     return entry
 
 

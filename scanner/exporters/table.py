@@ -56,6 +56,18 @@ def summary_text(results: Sequence[EndpointResult]) -> str:
     return "; ".join(parts)
 
 
+def rotation_text(results: Sequence[EndpointResult]) -> str:
+    judged = [r.rotation for r in results if r.rotation is not None]
+    if not judged:
+        return ""
+    leaf = sum(1 for r in judged if r.leaf_renewal)
+    ca = sum(1 for r in judged if r.ca_switch)
+    return (
+        f"rotation readiness of {len(judged)} pinned endpoint{'s' if len(judged) != 1 else ''}: "
+        f"{leaf} survive a leaf renewal with a new key, {ca} a switch of CA"
+    )
+
+
 def render(
     results: Sequence[EndpointResult], console: Console, *, interrupted: bool = False
 ) -> None:
@@ -86,3 +98,6 @@ def render(
         console.print()
     prefix = "INTERRUPTED: partial report. " if interrupted else ""
     console.print(prefix + summary_text(results))
+    rotation = rotation_text(results)
+    if rotation:
+        console.print(rotation)

@@ -11,11 +11,17 @@ the end-to-end tests, the demo and users testing their alerting rely on it.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from scanner.fleet import faults
 from scanner.fleet.pki import PKI, Issued
 from scanner.fleet.server import Behaviour, Credential, Site, TlsConfig
 from scanner.model import Pin
@@ -33,6 +39,8 @@ class Scenario:
     reason: str | None = None  # probe failure reason for unreachable scenarios
     behaviour: Behaviour = Behaviour.TLS
     listening: bool = True  # False: nothing listens at the address (refused)
+    detail: str | None = None  # text the probe failure's detail contains (fault scenarios)
+    resolvable: bool = True  # False: the host is a name under .invalid (never resolves)
 
 
 def _k(*items: Key) -> frozenset[Key]:
@@ -89,7 +97,119 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("http", "speaks plain HTTP", _UNREACHABLE, "not_tls", Behaviour.HTTP),
     Scenario("refused", "nothing listens", _UNREACHABLE, "refused", listening=False),
 )
-BY_NAME = {s.name: s for s in SCENARIOS}
+
+# Misbehaviour at the TCP and TLS record level, absurd certificates, names
+# that never resolve (scanner/fleet/faults.py). Not in the demo; the fault
+# tests serve them beside SCENARIOS. The fleet's hosts are loopback IP
+# literals: "resolves to an unreachable address" is `blackhole`, an address
+# that accepts no connection (a routable unreachable address would leave the
+# machine).
+BIG_CHAIN_DECOYS = 40  # certificates named like the intermediate, with other keys
+HUGE_CHAIN_CERTS = 40  # of ~8 KB each: ~340 KB, over the 100 KiB OpenSSL clients accept
+FAULT_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "endless",
+        "after the ClientHello, endless HelloRequest records and never a ServerHello",
+        _UNREACHABLE,
+        "timeout",
+        Behaviour.ENDLESS,
+        detail="timed out during handshake",
+    ),
+    Scenario(
+        "midclose",
+        "ServerHello and half a Certificate message, then a clean close",
+        _UNREACHABLE,
+        "closed",
+        Behaviour.MIDCLOSE,
+        detail="UNEXPECTED_EOF_WHILE_READING",
+    ),
+    Scenario(
+        "alert",
+        "answers the ClientHello with a fatal handshake_failure alert",
+        _UNREACHABLE,
+        "tls_alert",
+        Behaviour.ALERT,
+        detail="SSLV3_ALERT_HANDSHAKE_FAILURE",
+    ),
+    Scenario("tls10", "speaks TLS 1.0 only: the chain is still read", _k()),
+    Scenario("mtls", "demands a client certificate (TLS 1.3: after the chain is read)", _k()),
+    Scenario(
+        "mtls12",
+        "demands a client certificate over TLS 1.2: the handshake fails",
+        _UNREACHABLE,
+        "tls_alert",
+        detail="SSLV3_ALERT_HANDSHAKE_FAILURE",
+    ),
+    Scenario(
+        "bigchain",
+        f"{BIG_CHAIN_DECOYS} decoys named like the intermediate sent before it",
+        _k(*(("chain_extra_certs", W, n) for n in range(1, BIG_CHAIN_DECOYS + 1))),
+    ),
+    Scenario(
+        "hugechain",
+        f"{HUGE_CHAIN_CERTS + 2} certificates, ~340 KB: more than a client accepts",
+        _UNREACHABLE,
+        "protocol_error",
+        detail="EXCESSIVE_MESSAGE_SIZE",
+    ),
+    Scenario(
+        "garbagecert",
+        "a Certificate message whose certificate is not DER",
+        _UNREACHABLE,
+        "protocol_error",
+        Behaviour.GARBAGE_CERT,
+        detail="[SSL] ASN1 lib",
+    ),
+    Scenario(
+        "truncatedcert",
+        "a Certificate message whose certificate DER is cut in half",
+        _UNREACHABLE,
+        "protocol_error",
+        Behaviour.TRUNCATED_CERT,
+        detail="[SSL] ASN1 lib",
+    ),
+    Scenario(
+        "badsan",
+        "a leaf OpenSSL reads but a strict DER parser refuses (a byte after its names)",
+        _k(("cert_unparsable", C, 0)),
+    ),
+    Scenario("negserial", "a leaf with a negative serial number", _k(("chain_untrusted", C, None))),
+    Scenario("sans10k", "a leaf with 10 000 subjectAltNames", _k()),
+    Scenario("year9999", "a leaf valid from 1950 to 9999-12-31", _k()),
+    Scenario(
+        "year1950",
+        "a leaf valid only in 1950, issued by a current intermediate",
+        _k(("cert_expired", C, 0), ("chain_untrusted", C, None)),
+    ),
+    Scenario(
+        "notbefore9999",
+        "a leaf valid from 9999-12-31T23:59:59Z, the last second there is",
+        _k(("cert_not_yet_valid", C, 0), ("chain_untrusted", C, None)),
+    ),
+    Scenario(
+        "critext",
+        "a leaf with an unknown critical extension",
+        _k(("chain_untrusted", C, None)),
+    ),
+    Scenario(
+        "nxdomain",
+        "a host name under .invalid",
+        _UNREACHABLE,
+        "dns",
+        listening=False,
+        detail=".invalid names never resolve",
+        resolvable=False,
+    ),
+    Scenario(
+        "blackhole",
+        "an address that never completes a connect (full accept queue: SYNs dropped)",
+        _UNREACHABLE,
+        "timeout",
+        Behaviour.BLACKHOLE,
+        detail="timed out during connect",
+    ),
+)
+BY_NAME = {s.name: s for s in (*SCENARIOS, *FAULT_SCENARIOS)}
 
 
 @dataclass(frozen=True)
@@ -248,6 +368,71 @@ class _Factory:
         expires = (self.now - timedelta(days=10)).date()
         return [self.leaf(host), self.inter_a], (old.pin, self.root_b.pin), expires
 
+    # --- fault scenarios (FAULT_SCENARIOS) ---
+
+    def tls_options(self, scenario: Scenario) -> dict[str, Any]:
+        """TlsConfig options of a scenario's listener beyond its chain."""
+        tls10, tls12 = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2
+        options: dict[str, dict[str, Any]] = {
+            "tls10": {"min_version": tls10, "max_version": tls10},
+            "mtls": {"client_ca": self.root_a.pem},
+            "mtls12": {"client_ca": self.root_a.pem, "max_version": tls12},
+        }
+        return options.get(scenario.name, {})
+
+    def _bigchain(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        subject = self.inter_a.cert.subject
+        decoys = [self.pki.issue("", subject=subject, ca=True) for _ in range(BIG_CHAIN_DECOYS)]
+        return [self.leaf(host), *decoys, self.inter_a], self.standard_pins, None
+
+    def _hugechain(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        padding = x509.UnrecognizedExtension(
+            x509.ObjectIdentifier("1.3.6.1.4.1.55555.2"), b"\x04\x82\x1f\x40" + bytes(8000)
+        )
+        extra = [self.pki.root(f"Padding {n}", extra_extensions=[(padding, False)])
+                 for n in range(HUGE_CHAIN_CERTS)]  # fmt: skip
+        return [self.leaf(host), self.inter_a, *extra], self.standard_pins, None
+
+    def _badsan(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        san = x509.UnrecognizedExtension(
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME, faults.san_with_trailing_byte(host)
+        )
+        leaf = self.leaf(host, dns=(), extra_extensions=[(san, False)])
+        return [leaf, self.inter_a], self.standard_pins, None
+
+    def _negserial(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        leaf = faults.with_negative_serial(
+            self.leaf(host, serial=0x1234_5678_9ABC_DEF0), self.inter_a
+        )
+        return [leaf, self.inter_a], self.standard_pins, None
+
+    def _sans10k(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        names = (host, *(f"{n}.x" for n in range(9_999)))  # short: the chain stays < 100 KiB
+        return [self.leaf(host, dns=names), self.inter_a], self.standard_pins, None
+
+    def _year9999(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        leaf = self.leaf(host, not_before=_Y1950, not_after=_Y9999)
+        return [leaf, self.inter_a], self.standard_pins, None
+
+    def _year1950(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        leaf = self.leaf(host, not_before=_Y1950, not_after=_Y1950 + timedelta(days=364))
+        return [leaf, self.inter_a], self.standard_pins, None
+
+    def _notbefore9999(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        leaf = self.leaf(host, not_before=_Y9999, not_after=_Y9999)
+        return [leaf, self.inter_a], self.standard_pins, None
+
+    def _critext(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        oid = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
+        leaf = self.leaf(
+            host, extra_extensions=[(x509.UnrecognizedExtension(oid, b"\x05\x00"), True)]
+        )
+        return [leaf, self.inter_a], self.standard_pins, None
+
+
+_Y1950 = datetime(1950, 1, 1, tzinfo=timezone.utc)
+_Y9999 = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+
 
 def build_fleet(
     now: datetime,
@@ -258,8 +443,9 @@ def build_fleet(
     port: int = 0,
     timeout: float = 2.0,
 ) -> Fleet:
-    """`count` endpoints cycling through `scenarios` (all by default); port 0
-    lets each listener pick a free port."""
+    """`count` endpoints cycling through `scenarios` (all of SCENARIOS by
+    default; FAULT_SCENARIOS only when named); port 0 lets each listener pick
+    a free port."""
     chosen = [BY_NAME[n] for n in scenarios] if scenarios else list(SCENARIOS)
     total = count if count is not None else len(chosen)
     factory = _Factory(now)
@@ -268,15 +454,18 @@ def build_fleet(
         scenario = chosen[index % len(chosen)]
         name = f"{scenario.name}-{index}"
         host = f"{name}.{DOMAIN}"
-        address = address_of(index, base)
+        address = address_of(index, base) if scenario.resolvable else f"{name}.invalid"
         site: Site | None = None
         pins: tuple[Pin, ...] = factory.standard_pins
         expires: date | None = None
         if scenario.behaviour is Behaviour.TLS and scenario.listening:
             chain, pins, expires = factory.build(scenario, host)
-            config = TlsConfig(Credential.of(chain[0], *chain[1:]))
+            options = factory.tls_options(scenario)
+            config = TlsConfig(Credential.of(chain[0], *chain[1:]), **options)
             site = Site(address, port, Behaviour.TLS, config)
         elif scenario.listening:
             site = Site(address, port, scenario.behaviour)
         endpoints.append(FleetEndpoint(name, scenario, address, host, pins, expires, site))
-    return Fleet(now, endpoints, [factory.root_a, factory.root_b], timeout)
+    fleet = Fleet(now, endpoints, [factory.root_a, factory.root_b], timeout)
+    fleet.extra["factory"] = factory  # its CAs and keys, to change the fleet between scans
+    return fleet

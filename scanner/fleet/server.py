@@ -5,7 +5,9 @@ configured chain, byte for byte and in the configured order (OpenSSL sends the
 leaf, then the other certificates of the chain file in file order, without
 rebuilding or reordering), optionally a different chain per SNI name. The
 other behaviours model broken endpoints: silent, tarpit, reset, plain HTTP,
-immediate close.
+immediate close, and below TLS (hand-built records, `scanner.fleet.faults`):
+endless data, a close mid-handshake, an alert, a Certificate message whose
+DER is garbage or truncated, and a blackhole that never completes a connect.
 
 Thousands of endpoints fit in one process by binding many 127.x.y.z addresses
 (any 127/8 address is local on Linux without configuration).
@@ -39,6 +41,7 @@ from typing import IO, Any, TypeVar
 
 import trio
 
+from scanner.fleet import faults
 from scanner.fleet.pki import Issued
 
 # Every connection is bounded: no simulated server holds a client forever.
@@ -77,6 +80,13 @@ class Behaviour(str, enum.Enum):
     RESET = "reset"  # read the ClientHello, then reset (SO_LINGER 0)
     HTTP = "http"  # read the ClientHello, answer a plain HTTP 400, close
     CLOSE = "close"  # close (FIN) right after accept, without answering
+    # Below TLS, hand-built records (scanner/fleet/faults.py):
+    ENDLESS = "endless"  # an endless stream of HelloRequest records, never a ServerHello
+    MIDCLOSE = "midclose"  # ServerHello, half a Certificate message, then FIN
+    ALERT = "alert"  # a fatal handshake_failure alert instead of a ServerHello
+    GARBAGE_CERT = "garbagecert"  # a Certificate message whose certificate is not DER
+    TRUNCATED_CERT = "truncatedcert"  # ... whose certificate DER is cut in half
+    BLACKHOLE = "blackhole"  # never accept, accept queue kept full: SYNs are dropped
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,7 @@ class TlsConfig:
     max_version: ssl.TLSVersion | None = None
     alpn: tuple[str, ...] = ()  # protocols the server accepts; () = no ALPN
     ciphers: str | None = None  # OpenSSL cipher string for TLS <= 1.2; None = default
+    client_ca: bytes | None = None  # PEM: demand a client certificate issued by these CAs
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,9 @@ class _ContextCache:
                 ctx.maximum_version = config.max_version
         if config.alpn:
             ctx.set_alpn_protocols(list(config.alpn))
+        if config.client_ca is not None:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=config.client_ca.decode("ascii"))
         chain, key = _write_credential(credential, self._directory)
         ctx.load_cert_chain(chain, key)
         return ctx
@@ -324,6 +338,11 @@ _SIMPLE_HANDLERS: dict[Behaviour, Handler] = {
     Behaviour.RESET: _reset,
     Behaviour.HTTP: _http,
     Behaviour.CLOSE: _close,
+    Behaviour.ENDLESS: faults.endless,
+    Behaviour.MIDCLOSE: faults.midclose,
+    Behaviour.ALERT: faults.alert_handshake_failure,
+    Behaviour.GARBAGE_CERT: faults.garbage_certificate,
+    Behaviour.TRUNCATED_CERT: faults.truncated_certificate,
 }
 
 
@@ -331,6 +350,8 @@ def _handler_for(site: Site, contexts: _ContextCache) -> Handler:
     if site.behaviour is Behaviour.TLS:
         assert site.tls is not None  # checked by Site
         return _tls_handler(contexts.get(site.tls))
+    if site.behaviour is Behaviour.BLACKHOLE:
+        return _close  # never called: a blackhole accepts nothing (see serve_sites)
     return _SIMPLE_HANDLERS[site.behaviour]
 
 
@@ -384,8 +405,12 @@ async def serve_sites(
             listeners.append(await _bind(site.address, site.port))
         bound = [_bound_address(listener) for listener in listeners]
         async with trio.open_nursery() as nursery:
-            for handler, listener in zip(handlers, listeners, strict=True):
-                nursery.start_soon(trio.serve_listeners, handler, [listener])
+            for site, handler, listener in zip(sites, handlers, listeners, strict=True):
+                if site.behaviour is Behaviour.BLACKHOLE:
+                    listener.socket.listen(0)
+                    nursery.start_soon(faults.blackhole, listener)
+                else:
+                    nursery.start_soon(trio.serve_listeners, handler, [listener])
             task_status.started(bound)
     finally:
         for listener in listeners:
@@ -426,6 +451,7 @@ def _site_entry(site: Site, directory: Path) -> dict[str, Any]:
         entry["max_version"] = tls.max_version.name if tls.max_version else None
         entry["alpn"] = list(tls.alpn)
         entry["ciphers"] = tls.ciphers
+        entry["client_ca"] = tls.client_ca.decode("ascii") if tls.client_ca else None
     return entry
 
 
@@ -452,6 +478,7 @@ def _site_of(entry: dict[str, Any], base: Path) -> Site:
             max_version=_VERSIONS[entry["max_version"]] if entry.get("max_version") else None,
             alpn=tuple(entry.get("alpn", ())),
             ciphers=entry.get("ciphers"),
+            client_ca=entry["client_ca"].encode("ascii") if entry.get("client_ca") else None,
         )
     return Site(entry["address"], int(entry["port"]), Behaviour(entry["behaviour"]), tls)
 

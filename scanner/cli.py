@@ -117,6 +117,12 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         "OR within a key); KEY may also be name or host",
     )
     p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="scan only shard I of N (0 <= I < N): a stable split of the endpoints by name "
+        "(rendezvous hashing); pushes under the grouping key shard=I",
+    )
+    p.add_argument(
         "--fail-on",
         choices=("critical", "warning", "never"),
         default="critical",
@@ -185,7 +191,8 @@ def _add_prometheus_flags(p: _Parser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="another grouping-key label of the pushed group, e.g. shard=0 (repeatable)",
+        help="another grouping-key label of the pushed group, e.g. region=eu (repeatable; "
+        "--shard I/N adds shard=I)",
     )
     serve = p.add_argument_group("Prometheus exporter (long-running)")
     serve.add_argument(
@@ -351,6 +358,7 @@ def cmd_scan(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitSt
         format=args.format,
         output=args.output,
         only=tuple(args.only),
+        shard=args.shard,
         fail_on=args.fail_on,
         now=args.now,
         concurrency=args.concurrency,

@@ -31,11 +31,14 @@ from scanner.exporters.prometheus import JobExports
 from scanner.inventory import load_inventory, parse_duration
 from scanner.model import Endpoint, Severity
 from scanner.results import EndpointResult
+from scanner.shard import Shard
 from scanner.state import advance, load_state, save_state
 from scanner.status import ExitStatus
 from scanner.trust import TrustStores
 
 _ONLY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+# The Pushgateway grouping label that keeps the groups of `--shard I/N` apart.
+SHARD_LABEL = "shard"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ScanRequest:
     format: str = "table"
     output: str | None = None
     only: tuple[str, ...] = ()
+    shard: str | None = None  # --shard I/N: only the endpoints shard I of N owns
     fail_on: str = "critical"
     now: str | None = None
     concurrency: int | None = None
@@ -99,6 +103,26 @@ def select(endpoints: Sequence[Endpoint], only: Sequence[str]) -> list[Endpoint]
     if only and not chosen:
         raise ConfigError(f"no endpoint matches --only {' '.join(only)}")
     return chosen
+
+
+def parse_shard(text: str | None) -> Shard | None:
+    return Shard.parse(text) if text is not None else None
+
+
+def shard_grouping(grouping: Sequence[str], shard: Shard | None) -> tuple[str, ...]:
+    """Each shard pushes under its own Pushgateway group: ``shard=I`` joins the
+    grouping key, unless ``--grouping shard=I`` says so already. Any other
+    value would let shards overwrite each other's group, so it is refused."""
+    if shard is None:
+        return tuple(grouping)
+    given = [value for key, _, value in (g.partition("=") for g in grouping) if key == SHARD_LABEL]
+    for value in given:
+        if value != str(shard.index):
+            raise ConfigError(
+                f"--grouping {SHARD_LABEL}={value} contradicts --shard {shard}: each shard "
+                f"pushes under {SHARD_LABEL}={shard.index} (leave --grouping {SHARD_LABEL} out)"
+            )
+    return tuple(grouping) if given else (*grouping, f"{SHARD_LABEL}={shard.index}")
 
 
 def exit_status(results: Sequence[EndpointResult], fail_on: str) -> ExitStatus:
@@ -193,7 +217,7 @@ def _apply_state(
     return replace(outcome, results=tuple(results))
 
 
-def _job_exports(request: ScanRequest) -> JobExports:
+def _job_exports(request: ScanRequest, shard: Shard | None) -> JobExports:
     serve_only = (
         ("--interval", request.interval),
         ("--retention", request.retention),
@@ -203,11 +227,14 @@ def _job_exports(request: ScanRequest) -> JobExports:
     for flag, value in serve_only:
         if value is not None:
             raise ConfigError(f"{flag} needs --serve")
+    grouping = request.grouping
+    if request.push_gateway is not None:
+        grouping = shard_grouping(grouping, shard)
     return JobExports.from_flags(
         textfile=request.textfile,
         push_gateway=request.push_gateway,
         push_job=request.push_job,
-        grouping=request.grouping,
+        grouping=grouping,
         environ=os.environ,
     )
 
@@ -217,10 +244,13 @@ def run_scan_command(request: ScanRequest, stdout: TextIO, stderr: TextIO) -> Ex
         from scanner.serve import run_exporter
 
         return run_exporter(request, stderr)
-    exports = _job_exports(request)
+    shard = parse_shard(request.shard)
+    exports = _job_exports(request, shard)
     inventory = load_inventory(request.inventory)
     endpoints = select(inventory.endpoints, request.only)
-    exports.check_labels(endpoints)
+    exports.check_labels(endpoints)  # before sharding: every shard refuses the same way
+    if shard is not None:  # may leave none: an empty shard still exports its (empty) scan
+        endpoints = shard.select(endpoints)
     now = parse_now(request.now)
     deadline = parse_duration(request.deadline, "--deadline") if request.deadline else None
     concurrency = request.concurrency or min(DEFAULT_CONCURRENCY, max(1, len(endpoints)))
@@ -284,7 +314,13 @@ def run_scan_command(request: ScanRequest, stdout: TextIO, stderr: TextIO) -> Ex
         stderr.write(
             "scan: warning: the global deadline passed; unfinished endpoints are not_scanned\n"
         )
-    record = ScanRecord(outcome.results, now, scanned_at, outcome.duration)
+    record = ScanRecord(
+        outcome.results,
+        now,
+        scanned_at,
+        outcome.duration,
+        shards=shard.count if shard is not None else None,
+    )
     if not exports.run(record, stderr) or output_failed:  # after the report: printed either way
         return ExitStatus.EXPORT_FAILED
     return exit_status(outcome.results, request.fail_on)

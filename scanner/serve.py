@@ -43,7 +43,8 @@ from scanner.inventory import load_inventory, parse_duration
 from scanner.logs import configure
 from scanner.model import Endpoint
 from scanner.results import ResultStatus
-from scanner.scan import ScanRequest, select
+from scanner.scan import ScanRequest, parse_shard, select
+from scanner.shard import Shard
 from scanner.state import EndpointState, advance, load_state, save_state
 from scanner.status import ExitStatus
 from scanner.trust import TrustStores
@@ -76,6 +77,7 @@ class ExporterSettings:
     web: WebConfig | None
     log_format: str
     state: str | None = None  # --state: drift since the previous scan, across cycles
+    shard: Shard | None = None  # --shard I/N: scan only what this shard owns
 
     @classmethod
     def from_request(cls, request: ScanRequest) -> ExporterSettings:
@@ -116,6 +118,7 @@ class ExporterSettings:
             web=load_web_config(request.web_config) if request.web_config else None,
             log_format=request.log_format or "auto",
             state=request.state,
+            shard=parse_shard(request.shard),
         )
 
 
@@ -132,6 +135,8 @@ def load(settings: ExporterSettings) -> Loaded:
     """Load and check everything a scan needs; raises ScannerError, changes nothing."""
     inventory = load_inventory(settings.inventory)
     endpoints = tuple(select(inventory.endpoints, settings.only))
+    if settings.shard is not None:
+        endpoints = tuple(settings.shard.select(endpoints))
     concurrency = settings.concurrency or min(DEFAULT_CONCURRENCY, max(1, len(endpoints)))
     ensure_open_files(concurrency)
     stores = TrustStores()
@@ -212,7 +217,15 @@ class Exporter:
                 save_state(self.settings.state, self.state)
             except ScannerError as exc:
                 self.log.error("cannot save the state file", extra={"fields": {"error": str(exc)}})
-        record = ScanRecord(results, as_of, finished, outcome.duration)
+        shards = self.settings.shard.count if self.settings.shard is not None else None
+        record = ScanRecord(
+            results,
+            as_of,
+            finished,
+            outcome.duration,
+            shards=shards,
+            interval=self.settings.interval,
+        )
         self.scan_families, self.history = scan_exposition(
             record, history=self.history, retention=self.settings.retention
         )

@@ -428,7 +428,12 @@ def test_push_with_basic_auth_from_the_environment(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     assert dict(load_web_config(str(web)).users) == {"pusher": hashed.encode()}  # one format
-    command = [binary, f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web}"]
+    command = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.config.file={web}",
+        f"--persistence.file={tmp_path / 'pushgateway.data'}",  # not the system's file
+    ]
     with running(command, host="127.0.0.1", port=port):
         args = ("-i", str(inventory), "--only", "scenario=healthy", "--now", "2026-06-01")
         args = (*args, "--push-gateway", url)

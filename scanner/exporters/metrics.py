@@ -173,6 +173,17 @@ SPECS: tuple[MetricSpec, ...] = (
         Scope.SCAN,
     ),
     MetricSpec(
+        "pinaudit_scan_shards",
+        "Shards the inventory is split into (N of --shard I/N); absent without --shard.",
+        scope=Scope.SCAN,
+    ),
+    MetricSpec(
+        "pinaudit_scan_interval_seconds",
+        "Time between the starts of two scans (--interval).",
+        scope=Scope.SCAN,
+        exporter_only=True,
+    ),
+    MetricSpec(
         "pinaudit_build_info",
         "pinaudit version; value 1.",
         ("version",),
@@ -253,6 +264,8 @@ class ScanRecord:
     as_of: datetime  # the `now` the verdicts were judged at (--now)
     finished_at: datetime  # wall clock at the end of the scan
     duration: float  # seconds
+    shards: int | None = None  # N of --shard I/N
+    interval: float | None = None  # the exporter's --interval, seconds
 
 
 @dataclass(frozen=True)
@@ -492,6 +505,10 @@ def scan_exposition(
     outcomes = Counter(r.status for r in scan.results)
     for status in ResultStatus:
         out.add("pinaudit_scan_endpoints", outcomes[status], extra=(status.value,))
+    if scan.shards is not None:
+        out.add("pinaudit_scan_shards", scan.shards)
+    if scan.interval is not None:
+        out.add("pinaudit_scan_interval_seconds", scan.interval)
     return out.exposition(), History(kept_addresses, kept_divergence)
 
 

@@ -280,12 +280,25 @@ def applies(policy: ClientPolicy, host: str) -> bool:
 # --- enforcement windows (§8.4) -------------------------------------------------
 
 
+_FIRST = datetime.min.replace(tzinfo=timezone.utc)
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _shift(when: datetime, delta: timedelta) -> datetime:
+    """`when + delta`, held at the ends of time (an expiry written 0001-01-01 or
+    9999-12-31 is legal in every client format)."""
+    try:
+        return when + delta
+    except OverflowError:
+        return _FIRST if delta < timedelta(0) else _LAST
+
+
 def enforcement_window(
     policy: ClientPolicy, rule: PolicyRule
 ) -> tuple[datetime | None, datetime | None]:
     """(first, last) instant at which some device stops enforcing; None: never."""
     if policy.client is Client.CHROMIUM and policy.list_timestamp is not None:
-        end = policy.list_timestamp + timedelta(days=CHROMIUM_MAX_LIST_AGE_DAYS)
+        end = _shift(policy.list_timestamp, timedelta(days=CHROMIUM_MAX_LIST_AGE_DAYS))
         return end, end
     if rule.expires is None:
         return None, None
@@ -294,7 +307,7 @@ def enforcement_window(
         policy.client is Client.TRUSTKIT and policy.platform is Platform.ANDROID
     ):
         # local midnight at the start of the date, on devices from UTC+14 to UTC-12
-        return midnight - timedelta(hours=14), midnight + timedelta(hours=12)
+        return _shift(midnight, timedelta(hours=-14)), _shift(midnight, timedelta(hours=12))
     if policy.client is Client.TRUSTKIT:
         return midnight, midnight
     return None, None

@@ -110,7 +110,8 @@ def store_from_pem(data: bytes, name: str) -> TrustStore:
             continue
         try:
             cert, warning = load_certificate(block)
-        except ValueError as exc:
+            cert.subject, cert.issuer  # noqa: B018 - an anchor's names must read
+        except (ValueError, TypeError) as exc:  # a name: TypeError (found by fuzz/fuzz_chain.py)
             notes.append(f"{name}: certificate {n} does not parse, skipped: {exc}")
             continue
         if warning:
@@ -144,7 +145,7 @@ def key_index(certs: Iterable[x509.Certificate]) -> dict[Pin, str]:
 def _safe_subject(cert: x509.Certificate) -> str:
     try:
         return cert.subject.rfc4514_string()
-    except ValueError:
+    except (ValueError, TypeError):
         return "<unreadable subject>"
 
 

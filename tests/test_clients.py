@@ -1067,3 +1067,20 @@ def test_several_clients_get_a_verdict_each(world: World) -> None:
     assert verdicts[1].failure is not None
     assert str(verdicts[1].failure["message"]).startswith("Certificate pinning failure!\n")
     assert {f.key for f in findings} >= {("client_pin_failure", "critical", None)}
+
+
+@pytest.mark.parametrize(
+    ("expiration", "expected"),
+    [("0001-01-01", Verdict.NOT_ENFORCED_EXPIRED), ("9999-12-31", Verdict.FAIL_ENFORCED)],
+)
+def test_android_expiry_at_the_ends_of_time(
+    world: World, expiration: str, expected: Verdict
+) -> None:
+    """The device time-zone window around a date at the edge of the calendar
+    must not overflow (it did for 0001-01-01 and 9999-12-31)."""
+    policy = nsc(
+        "<domain-config><domain>api.example.com</domain>"
+        f"{pin_set('A' * 43 + '=', 'B' * 43 + '=', expiration=expiration)}</domain-config>"
+    )
+    got = verdict(policy, "api.example.com", report_for(world, "api.example.com"))
+    assert got.verdict is expected

@@ -10,6 +10,7 @@ inside the event loop.
 
 from __future__ import annotations
 
+import gzip
 import re
 import time
 import urllib.error
@@ -20,7 +21,12 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import basic_auth_handler, push_to_gateway
+from prometheus_client.exposition import (
+    basic_auth_handler,
+    choose_encoder,
+    gzip_accepted,
+    push_to_gateway,
+)
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from scanner import __version__
@@ -50,6 +56,10 @@ class ExpositionCollector:
 
     def __init__(self, exposition: Exposition | None = None) -> None:
         self._current: tuple[Exposition, tuple[Metric, ...]] = (Exposition(), ())
+        # Rendered bodies of the current snapshot, per (content type, gzip): scrapes
+        # between two scans share one rendering instead of each taking the GIL
+        # from the scan loop to render the same text again.
+        self._baked: tuple[object, dict[tuple[str, bool], bytes]] = (None, {})
         self.publish(exposition if exposition is not None else Exposition())
 
     @property
@@ -71,6 +81,34 @@ class ExpositionCollector:
     def collect(self) -> Iterator[Metric]:
         _, metrics = self._current  # read once
         yield from metrics
+
+    def bake(self, accept: str | None, accept_encoding: str | None) -> tuple[str, bool, bytes]:
+        """(content type, gzipped, body) of the current snapshot for a scrape's
+        Accept headers, rendered once per snapshot and format."""
+        current = self._current  # read once: body and snapshot always match
+        encoder, content_type = choose_encoder(accept or "")
+        compressed = gzip_accepted(accept_encoding or "")
+        owner, bodies = self._baked
+        if owner is not current:
+            bodies = {}
+            self._baked = (current, bodies)
+        body = bodies.get((content_type, compressed))
+        if body is None:
+            body = encoder(_Snapshot(current[1]))
+            if compressed:
+                body = gzip.compress(body)
+            bodies[(content_type, compressed)] = body
+        return content_type, compressed, body
+
+
+class _Snapshot:
+    """What the encoders need of a registry: the metrics of one snapshot."""
+
+    def __init__(self, metrics: tuple[Metric, ...]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._metrics
 
 
 def registry_for(collector: ExpositionCollector) -> CollectorRegistry:

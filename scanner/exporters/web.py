@@ -206,6 +206,7 @@ _PAGE = """<!doctype html>
 
 class _Handler(MetricsHandler):
     server: _Server
+    collector: ExpositionCollector
     timeout = CONNECTION_TIMEOUT_SECONDS
     server_version = f"pinaudit/{__version__}"
     sys_version = ""
@@ -214,7 +215,18 @@ class _Handler(MetricsHandler):
         if not self._authorised():
             return
         path = urlsplit(self.path).path
-        if path == "/metrics":
+        if path == "/metrics" and "name[]" not in self.path:
+            content_type, compressed, body = self.collector.bake(
+                self.headers.get("Accept"), self.headers.get("Accept-Encoding")
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            if compressed:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif path == "/metrics":
             super().do_GET()
         elif path == "/":
             self._send(
@@ -279,7 +291,9 @@ class MetricsServer:
     def __init__(
         self, host: str, port: int, collector: ExpositionCollector, web: WebConfig | None = None
     ) -> None:
-        handler = type("Handler", (_Handler,), {"registry": registry_for(collector)})
+        handler = type(
+            "Handler", (_Handler,), {"registry": registry_for(collector), "collector": collector}
+        )
         server_class = _Server6 if ":" in host else _Server
         try:
             self._server = server_class((host, port), handler)

@@ -48,6 +48,14 @@ class PreflightResult:
 StoreFor = Callable[[TrustSpec], TrustStore]
 
 
+def enforced_pins(endpoint: Endpoint, now: datetime) -> tuple[Pin, ...]:
+    """The endpoint's pins if clients enforce them at `now`, else ()."""
+    pinset = endpoint.pinset
+    if pinset is None or not pins_enforced(pinset, now):
+        return ()
+    return pinset.pins
+
+
 def preflight_chain(
     endpoints: Sequence[Endpoint],
     chain: Sequence[bytes],
@@ -72,7 +80,7 @@ def preflight_chain(
         if breaking:
             reason = "; ".join(f"{f.check.value}: {f.message}" for f in breaking)
             results.append(PreflightResult(endpoint, Verdict.BREAKS, reason, matching, findings))
-        elif pinset is None or not pinset.pins or not pins_enforced(pinset, now):
+        elif not enforced_pins(endpoint, now):
             results.append(
                 PreflightResult(
                     endpoint,
@@ -129,12 +137,12 @@ def preflight_key(
     new_pins = set(pins_of_spki(spki))
     results = []
     for endpoint in endpoints:
-        pinset = endpoint.pinset
-        if pinset is None or not pinset.pins or not pins_enforced(pinset, now):
+        pins = enforced_pins(endpoint, now)
+        if not pins:
             results.append(PreflightResult(endpoint, Verdict.NOT_PINNED, "no pins enforced"))
             continue
-        direct = [p for p in pinset.pins if p in new_pins]
-        cas = [(p, ca_keys[p]) for p in pinset.pins if p in ca_keys]
+        direct = [p for p in pins if p in new_pins]
+        cas = [(p, ca_keys[p]) for p in pins if p in ca_keys]
         if direct:
             results.append(
                 PreflightResult(
@@ -197,11 +205,11 @@ def preflight_ca(
             names.setdefault(pin, cert.subject.rfc4514_string())
     results = []
     for endpoint in endpoints:
-        pinset = endpoint.pinset
-        if pinset is None or not pinset.pins or not pins_enforced(pinset, now):
+        pins = enforced_pins(endpoint, now)
+        if not pins:
             results.append(PreflightResult(endpoint, Verdict.NOT_PINNED, "no pins enforced"))
             continue
-        hits = tuple((p, names[p]) for p in pinset.pins if p in names)
+        hits = tuple((p, names[p]) for p in pins if p in names)
         if hits:
             reason = f"{hits[0][0]} pins {hits[0][1]}"
             results.append(PreflightResult(endpoint, Verdict.SAFE, reason, hits))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -223,8 +224,9 @@ class CertFacts:
     sct_count: int
     self_issued: bool  # subject == issuer
 
-    @property
+    @functools.cached_property
     def pins(self) -> frozenset[Pin]:
+        """Both pins of the key (sha256 and legacy sha1); computed once per certificate."""
         return frozenset((self.spki_sha256, self.spki_sha1))
 
 

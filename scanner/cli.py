@@ -643,6 +643,19 @@ def main(
         else:
             err.write(f"{prog}: this is a bug; run again with --traceback for details\n")
         return ExitStatus.INTERNAL
+    except BaseException as exc:  # Ctrl-C arriving inside a trio nursery comes out grouped
+        if not _only_interrupts(exc):
+            raise
+        err.write(f"{prog}: interrupted\n")
+        return ExitStatus.INTERRUPTED
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    """A KeyboardInterrupt, or an exception group holding nothing else."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    inner = getattr(exc, "exceptions", None)
+    return bool(inner) and all(_only_interrupts(e) for e in inner)  # type: ignore[union-attr]
 
 
 def _silence_stdout() -> None:

@@ -8,6 +8,7 @@ endpoint got the verdict its scenario promises. No internet is needed.
 from __future__ import annotations
 
 import json
+import signal
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,19 +77,21 @@ def run_fleet_serve(
     fleet = build_fleet(now, count, base=base, port=port)
     target = Path(directory)
 
-    async def serve() -> None:
-        async with trio.open_nursery() as nursery:
-            bound = await nursery.start(serve_sites, fleet.sites)
-            inventory = fleet.write(target, bound)
-            stdout.write(
-                f"serving {len(fleet.endpoints)} endpoints; inventory: {inventory}\n"
-                f"scan it with: scan --inventory {inventory}\n"
-                "Ctrl-C to stop\n"
-            )
-            stdout.flush()
+    async def serve() -> ExitStatus:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                bound = await nursery.start(serve_sites, fleet.sites)
+                inventory = fleet.write(target, bound)
+                stdout.write(
+                    f"serving {len(fleet.endpoints)} endpoints; inventory: {inventory}\n"
+                    f"scan it with: scan --inventory {inventory}\n"
+                    "Ctrl-C to stop\n"
+                )
+                stdout.flush()
+                async for signum in signals:  # serve until asked to stop
+                    nursery.cancel_scope.cancel()
+                    stdout.write("stopped\n")
+                    return ExitStatus.INTERRUPTED if signum == signal.SIGINT else ExitStatus.OK
+        return ExitStatus.OK  # pragma: no cover - the signal loop only ends by returning
 
-    try:
-        trio.run(serve)
-    except KeyboardInterrupt:
-        return ExitStatus.OK
-    return ExitStatus.OK
+    return trio.run(serve)

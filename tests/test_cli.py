@@ -238,3 +238,14 @@ def test_python_dash_m_scanner_version() -> None:
         check=True,
     )
     assert result.stdout == "pinaudit 0.1.0\n"
+
+
+def test_interrupts_grouped_by_trio_exit_130_without_a_trace() -> None:
+    from scanner import cli
+
+    grouped = BaseExceptionGroup("nursery", [KeyboardInterrupt(), KeyboardInterrupt()])
+    assert cli._only_interrupts(grouped)
+    assert cli._only_interrupts(BaseExceptionGroup("outer", [grouped]))
+    assert not cli._only_interrupts(
+        BaseExceptionGroup("mixed", [KeyboardInterrupt(), ValueError()])
+    )

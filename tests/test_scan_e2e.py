@@ -313,3 +313,32 @@ def test_an_unwritable_output_exits_3(fleet_dir: tuple[Fleet, Path], tmp_path: P
     )
     assert (status, out) == (3, "")
     assert err == f"scan: error: {target}: cannot write: No such file or directory\n"
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_fleet_serve_for_people_testing_their_alerting(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "fleet", "serve", "--dir", str(tmp_path), "--base", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    try:
+        first = proc.stdout.readline()
+        assert first == f"serving 20 endpoints; inventory: {tmp_path / 'inventory.yaml'}\n"
+        code, out, _ = _scan("--inventory", str(tmp_path / "inventory.yaml"), "--format", "json")
+        assert code == 1
+        assert json.loads(out)["summary"] == {"endpoints": 20, "ok": 2, "drift": 13, "error": 5}
+        proc.send_signal(signum)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == status
+    assert rest.endswith("stopped\n")
+    assert "Traceback" not in err

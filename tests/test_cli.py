@@ -243,6 +243,11 @@ def test_python_dash_m_scanner_version() -> None:
 def test_interrupts_grouped_by_trio_exit_130_without_a_trace() -> None:
     from scanner import cli
 
+    if sys.version_info >= (3, 11):
+        from builtins import BaseExceptionGroup
+    else:  # trio's dependency on older Pythons
+        from exceptiongroup import BaseExceptionGroup
+
     grouped = BaseExceptionGroup("nursery", [KeyboardInterrupt(), KeyboardInterrupt()])
     assert cli._only_interrupts(grouped)
     assert cli._only_interrupts(BaseExceptionGroup("outer", [grouped]))

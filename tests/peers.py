@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -120,3 +121,73 @@ def with_fleet(sites: Sequence[Site], body: Callable[[list[tuple[str, int]]], Aw
         return result
 
     return trio.run(main)
+
+
+_NGINX_CONF = """\
+{user}worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen {host}:{port} ssl;
+        server_name {name};
+        ssl_certificate {chain};
+        ssl_certificate_key {key};
+        ssl_protocols {protocols};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+def nginx_command(
+    directory: Path,
+    *,
+    port: int,
+    chain: Path,
+    key: Path,
+    host: str = "127.0.0.1",
+    name: str = "localhost",
+    protocols: str = "TLSv1.2 TLSv1.3",
+) -> list[str]:
+    """A foreground nginx serving `chain` (the full chain file, in the order to
+    send) with `key` on host:port, everything it writes kept in `directory`.
+    nginx 1.22 leaves TLS 1.3 off unless `ssl_protocols` names it."""
+    nginx = require_program("nginx")
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        _NGINX_CONF.format(
+            user="user root;\n" if os.geteuid() == 0 else "",
+            tmp=directory,
+            host=host,
+            port=port,
+            name=name,
+            chain=chain,
+            key=key,
+            protocols=protocols,
+        )
+    )
+    command = [nginx, "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")]
+    return [*command, "-g", "daemon off;"]
+
+
+@contextmanager
+def pushgateway(directory: Path) -> Iterator[str]:
+    """A real Pushgateway on a free loopback port; yields its URL. It keeps its
+    own persistence file: Debian's default one is shared system-wide."""
+    binary = require_program("prometheus-pushgateway")
+    port = free_port()
+    command = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={directory / 'pushgateway.data'}",
+    ]
+    with running(command, host="127.0.0.1", port=port):
+        yield f"http://127.0.0.1:{port}"

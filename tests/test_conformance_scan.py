@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from peers import free_port, require_program, running
+from peers import free_port, nginx_command, require_program, running
 
 from scanner.cli import main
 from scanner.fleet.pki import PKI, Issued
@@ -102,39 +101,15 @@ def _openssl_command(directory: Path, port: int) -> list[str]:
     ]
 
 
-_NGINX_CONF = """\
-{user}worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen {host}:{port} ssl;
-        server_name {name};
-        ssl_certificate {tmp}/chain.pem;
-        ssl_certificate_key {tmp}/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location / {{ return 200 "ok\\n"; }}
-    }}
-}}
-"""
-
-
 def _nginx_command(directory: Path, port: int) -> list[str]:
-    nginx = require_program("nginx")
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = directory / "nginx.conf"
-    conf.write_text(
-        _NGINX_CONF.format(user=user, tmp=directory, host=LOOPBACK, port=port, name=HOST)
+    return nginx_command(
+        directory,
+        port=port,
+        chain=directory / "chain.pem",
+        key=directory / "key.pem",
+        host=LOOPBACK,
+        name=HOST,
     )
-    command = [nginx, "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")]
-    return [*command, "-g", "daemon off;"]
 
 
 @pytest.fixture(scope="module", params=sorted(NEGOTIATED))

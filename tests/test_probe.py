@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from peers import free_port, require_program, running, with_fleet
+from peers import free_port, nginx_command, require_program, running, with_fleet
 
 from scanner.fleet.pki import PKI, Issued, StandardChain, standard_chain
 from scanner.fleet.server import Behaviour, Credential, Site, TlsConfig
@@ -613,47 +612,25 @@ def test_openssl_s_server_tls13_only_against_tls12_client(certs: Certs, tmp_path
     assert (failure.kind, failure.alert) == (ProbeErrorKind.TLS_ALERT, "protocol_version")
 
 
-_NGINX_CONF = """\
-{user}worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        server_name a.test;
-        ssl_certificate {tmp}/fullchain.pem;
-        ssl_certificate_key {tmp}/key.pem;
-        ssl_protocols {protocol};
-        location / {{ return 200 "ok\\n"; }}
-    }}
-}}
-"""
-
-
 @pytest.mark.peers
 @pytest.mark.parametrize(("order", "protocol"), [("standard", "TLSv1.3"), ("extra", "TLSv1.2")])
 def test_nginx_fullchain_is_byte_identical(
     certs: Certs, tmp_path: Path, order: str, protocol: str
 ) -> None:
-    nginx = require_program("nginx")
     chain = [certs.a.leaf, certs.a.intermediate]
     if order == "extra":
         chain = [certs.a.leaf, certs.unrelated, certs.a.intermediate]
     (tmp_path / "fullchain.pem").write_bytes(b"".join(c.pem for c in chain))
     (tmp_path / "key.pem").write_bytes(certs.a.leaf.key_pem())
     port = free_port()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp_path, port=port, protocol=protocol))
-    command = [nginx, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")]
-    command += ["-g", "daemon off;"]
+    command = nginx_command(
+        tmp_path,
+        port=port,
+        chain=tmp_path / "fullchain.pem",
+        key=tmp_path / "key.pem",
+        name="a.test",
+        protocols=protocol,
+    )
     with running(command, host="127.0.0.1", port=port):
         result = observed(_probe_port(port, "a.test"))
     assert result.served == tuple(c.der for c in chain)

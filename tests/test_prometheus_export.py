@@ -22,6 +22,7 @@ import pytest
 import yaml
 from cryptography import x509
 from peers import free_port, require_program, running
+from peers import pushgateway as running_pushgateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.cli import main
@@ -347,15 +348,8 @@ def _without(samples: set[Sample], *names: str) -> set[Sample]:
 
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[str]:
-    binary = require_program("prometheus-pushgateway")
-    port = free_port()
-    command = [
-        binary,
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--persistence.file={tmp_path / 'pushgateway.data'}",
-    ]
-    with running(command, host="127.0.0.1", port=port):
-        yield f"http://127.0.0.1:{port}"
+    with running_pushgateway(tmp_path) as url:
+        yield url
 
 
 def test_push_replaces_the_group(

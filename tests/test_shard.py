@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import free_port, require_program, running
+from peers import free_port, running
+from peers import pushgateway as running_pushgateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.cli import main
@@ -251,16 +252,8 @@ def test_bad_shard_values_exit_2_before_anything_is_scanned(
 
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[str]:
-    binary = require_program("prometheus-pushgateway")
-    port = free_port()
-    # Debian's default --persistence.file is shared by every Pushgateway started without one
-    command = [
-        binary,
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--persistence.file={tmp_path / 'pushgateway.data'}",
-    ]
-    with running(command, host="127.0.0.1", port=port):
-        yield f"http://127.0.0.1:{port}"
+    with running_pushgateway(tmp_path) as url:
+        yield url
 
 
 def _gateway(url: str) -> list[tuple[str, dict[str, str], float]]:

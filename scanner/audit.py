@@ -31,6 +31,16 @@ from scanner.model import (
     Severity,
 )
 
+__all__ = [
+    "CATALOGUE",
+    "audit",
+    "pins_enforced",
+    "pinset_expiry",
+    "resolve_pin",
+    "sort_findings",
+    "worst",
+]
+
 C, W, INFO = Severity.CRITICAL, Severity.WARNING, Severity.INFO
 
 CATALOGUE: dict[Check, tuple[Severity, str]] = {
@@ -99,6 +109,11 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
     Check.NOT_SCANNED: (
         C,
         "The scan's global deadline passed before this endpoint was scanned.",
+    ),
+    Check.INTERNAL_ERROR: (
+        C,
+        "pinaudit failed while judging this endpoint (a bug): the rest of the scan went on; "
+        "the scan exits 70, and --traceback prints the trace.",
     ),
     Check.KEY_CHANGED: (
         W,

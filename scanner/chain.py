@@ -34,6 +34,17 @@ from scanner.model import (
 from scanner.pins import pins_of_spki, spki_der
 from scanner.trust import TrustStore, load_certificate
 
+__all__ = [
+    "DEFAULT_CACHE",
+    "CertificateCache",
+    "Parsed",
+    "analyze_chain",
+    "certificate_facts",
+    "normalise_name",
+    "parse_certificate",
+    "verifier_subject",
+]
+
 Parsed = tuple[x509.Certificate, CertFacts]
 # What reading a certificate's fields raises besides ValueError: plain
 # Exceptions, e.g. two basicConstraints extensions (found by fuzz/fuzz_chain.py).

@@ -18,6 +18,7 @@ import resource
 import signal
 import ssl
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,11 +32,25 @@ from scanner.results import (
     EndpointResult,
     ScanKnowledge,
     evaluate,
+    internal_error,
     needs_second_look,
     not_scanned,
     with_rotation,
 )
 from scanner.trust import TrustStores
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "FD_HEADROOM",
+    "FD_RESERVE",
+    "TRANSIENT",
+    "ScanOptions",
+    "ScanOutcome",
+    "Sink",
+    "ensure_open_files",
+    "open_descriptors",
+    "run_scan",
+]
 
 DEFAULT_CONCURRENCY = 200
 # File descriptors kept free for the interpreter, trust bundles, outputs.
@@ -69,6 +84,9 @@ class ScanOutcome:
     duration: float  # seconds
     interrupted: bool
     deadline_hit: bool
+    # (endpoint name, traceback) of every endpoint whose judgement raised: a bug,
+    # recorded as that endpoint's internal_error finding while the scan went on
+    internal_errors: tuple[tuple[str, str], ...] = ()
 
 
 def open_descriptors() -> int:
@@ -96,10 +114,10 @@ def ensure_open_files(concurrency: int) -> int:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft < need:
         already = f" ({in_use} are open already)" if reserve > FD_RESERVE else ""
-        lower = f"lower --concurrency to {soft - reserve} or " if soft > reserve else ""
+        lower = f"lower the concurrency to {soft - reserve} or " if soft > reserve else ""
         raise ConfigError(
-            f"--concurrency {concurrency} needs about {need} open files{already}, but the "
-            f"limit is {soft} (hard limit {hard}): {lower}raise the limit (ulimit -n)"
+            f"a concurrency of {concurrency} needs about {need} open files{already}, but "
+            f"the limit is {soft} (hard limit {hard}): {lower}raise the limit (ulimit -n)"
         )
     return soft
 
@@ -124,6 +142,7 @@ class _Run:
         self.queue: Iterator[int] = iter(range(len(endpoints)))
         self.contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
         self.interrupted = False
+        self.internal_errors: list[tuple[str, str]] = []
 
     def context(self, endpoint: Endpoint) -> ssl.SSLContext:
         key = (endpoint.client_cert, endpoint.client_key)
@@ -156,14 +175,25 @@ class _Run:
         for item in probed:
             if isinstance(item, Observation):
                 self.knowledge.learn(item.served)
-        store = self.stores.get(endpoint.trust)
-        result = evaluate(
-            endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries
-        )
+        result = self.judge(endpoint, probed, tries)
         self.probed[index] = (probed, tries)
         self.results[index] = result
         for sink in self.sinks:
             sink(result)
+
+    def judge(
+        self, endpoint: Endpoint, probed: list[Observation | ProbeFailure], tries: int
+    ) -> EndpointResult:
+        """The endpoint's verdict; a bug in judging it is that endpoint's
+        internal_error finding, never the end of the scan."""
+        try:
+            store = self.stores.get(endpoint.trust)
+            return evaluate(
+                endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries
+            )
+        except Exception as exc:
+            self.internal_errors.append((endpoint.name, traceback.format_exc()))
+            return internal_error(endpoint, exc, tries)
 
     async def worker(self) -> None:
         for index in self.queue:
@@ -173,17 +203,19 @@ class _Run:
     def second_look(self) -> None:
         """Re-judge verdicts that depend on what the whole scan saw."""
         for index, result in enumerate(self.results):
-            if result is None:
+            if result is None or index not in self.probed:
                 continue
             endpoint = self.endpoints[index]
-            store = self.stores.get(endpoint.trust)
             if needs_second_look(result):
                 probed, tries = self.probed[index]
-                self.results[index] = evaluate(
-                    endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries
-                )
-            else:  # which CA keys are known grew while the scan ran
-                self.results[index] = with_rotation(result, store, self.knowledge)
+                self.results[index] = self.judge(endpoint, probed, tries)
+            elif result.primary is not None:  # which CA keys are known grew while the scan ran
+                try:
+                    store = self.stores.get(endpoint.trust)
+                    self.results[index] = with_rotation(result, store, self.knowledge)
+                except Exception as exc:
+                    self.internal_errors.append((endpoint.name, traceback.format_exc()))
+                    self.results[index] = internal_error(endpoint, exc, result.attempts)
 
     async def watch_interrupt(self, scope: trio.CancelScope) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -205,7 +237,7 @@ async def run_scan(
 ) -> ScanOutcome:
     """Scan every endpoint; one result each, in inventory order."""
     if options.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
+        raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
     stores = stores if stores is not None else TrustStores()
     for endpoint in endpoints:  # fail on an unreadable trust store before any traffic
         stores.get(endpoint.trust)
@@ -232,4 +264,10 @@ async def run_scan(
             for sink in sinks:
                 sink(result)
         results.append(result)
-    return ScanOutcome(tuple(results), trio.current_time() - started, run.interrupted, deadline_hit)
+    return ScanOutcome(
+        tuple(results),
+        trio.current_time() - started,
+        run.interrupted,
+        deadline_hit,
+        tuple(run.internal_errors),
+    )

@@ -6,6 +6,20 @@ from collections.abc import Sequence
 
 from scanner.model import Location
 
+__all__ = [
+    "CertificateFileError",
+    "ClientConfigError",
+    "ConfigError",
+    "ExportError",
+    "InventoryError",
+    "InventoryProblem",
+    "PinError",
+    "PushError",
+    "ScannerError",
+    "TrustStoreError",
+    "WebConfigError",
+]
+
 
 class ScannerError(Exception):
     """Base of every error pinaudit reports to the user as one line."""

@@ -12,6 +12,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+__all__ = ["LOGGER_NAME", "LOG_FORMATS", "JsonFormatter", "TextFormatter", "configure"]
+
 LOGGER_NAME = "pinaudit"
 LOG_FORMATS = ("auto", "json", "text")
 

@@ -21,6 +21,8 @@ from scanner.chain import DEFAULT_CACHE, CertificateCache
 from scanner.model import CertFacts
 from scanner.trust import TrustStore
 
+__all__ = ["MAX_DEPTH", "MAX_PATHS", "Parsed", "Path", "candidate_paths"]
+
 MAX_DEPTH = 10
 MAX_PATHS = 8
 

@@ -26,7 +26,20 @@ from cryptography import x509
 from scanner.errors import PinError
 from scanner.model import HashAlg, Pin, PinFormat
 
+__all__ = [
+    "format_pin",
+    "okio_base64",
+    "parse_digest_name",
+    "parse_pin",
+    "pin_of_certificate",
+    "pins_of_spki",
+    "spki_der",
+    "spki_der_from_tbs",
+    "unpadded_base64",
+]
+
 _B64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+_URLSAFE_OR_STANDARD = re.compile(r"[A-Za-z0-9+/_-]*")
 _HEX_CHARS = re.compile(r"^[0-9A-Fa-f]+\Z")  # \Z: "$" would accept a trailing newline
 _PREFIX = re.compile(r"^([A-Za-z0-9-]+)/(.*)$", re.DOTALL)
 # What can stand before "/" as an algorithm name. Bare base64 also contains "/",
@@ -199,3 +212,24 @@ def pins_of_spki(spki: bytes) -> tuple[Pin, Pin]:
 def pin_of_certificate(cert: x509.Certificate, alg: HashAlg = HashAlg.SHA256) -> Pin:
     sha256, sha1 = pins_of_spki(spki_der(cert))
     return sha256 if alg is HashAlg.SHA256 else sha1
+
+
+def unpadded_base64(body: str) -> bytes | None:
+    """Standard base64 with padding optional; None when it does not decode."""
+    body = body.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def okio_base64(text: str) -> bytes | None:
+    """okio's lenient decoder (OkHttp): both alphabets, whitespace skipped,
+    padding optional; None when it would return null."""
+    body = "".join(c for c in text if c not in "\n\r \t")
+    stripped = body.rstrip("=")
+    if not _URLSAFE_OR_STANDARD.fullmatch(stripped):
+        return None
+    return unpadded_base64(stripped.replace("-", "+").replace("_", "/"))

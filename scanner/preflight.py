@@ -29,6 +29,18 @@ from scanner.model import Endpoint, Finding, Pin, Severity, TrustSpec
 from scanner.pins import pins_of_spki, spki_der
 from scanner.trust import TrustStore
 
+__all__ = [
+    "PreflightResult",
+    "StoreFor",
+    "Verdict",
+    "ca_lineage",
+    "enforced_pins",
+    "preflight_ca",
+    "preflight_chain",
+    "preflight_key",
+    "public_key_spki",
+]
+
 
 class Verdict(str, enum.Enum):
     SAFE = "safe"  # every client that pins this endpoint would still connect

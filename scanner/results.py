@@ -23,6 +23,7 @@ from scanner.clients import assess_clients
 from scanner.model import (
     ChainReport,
     Check,
+    ClientVerdict,
     Endpoint,
     Finding,
     Observation,
@@ -31,9 +32,21 @@ from scanner.model import (
     ProbeFailure,
     Severity,
 )
-from scanner.policy import ClientVerdict
 from scanner.rotation import Readiness, readiness
 from scanner.trust import TrustStore
+
+__all__ = [
+    "AddressResult",
+    "EndpointResult",
+    "ResultStatus",
+    "ScanKnowledge",
+    "evaluate",
+    "internal_error",
+    "needs_second_look",
+    "not_scanned",
+    "unreachable",
+    "with_rotation",
+]
 
 
 class ResultStatus(str, enum.Enum):
@@ -131,6 +144,13 @@ def unreachable(
 def not_scanned(endpoint: Endpoint, why: str) -> EndpointResult:
     finding = Finding(Check.NOT_SCANNED, Severity.CRITICAL, why)
     return EndpointResult(endpoint, ResultStatus.ERROR, (finding,))
+
+
+def internal_error(endpoint: Endpoint, error: BaseException, attempts: int) -> EndpointResult:
+    """An endpoint whose judgement failed on a bug: that endpoint's finding."""
+    message = f"internal error while judging this endpoint: {type(error).__name__}: {error}"
+    finding = Finding(Check.INTERNAL_ERROR, Severity.CRITICAL, message)
+    return EndpointResult(endpoint, ResultStatus.ERROR, (finding,), attempts=attempts)
 
 
 def _status(findings: Sequence[Finding]) -> ResultStatus:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from scanner.model import ChainReport, Pin, Pinset
 
+__all__ = ["Readiness", "Rotation", "readiness"]
+
 
 class Rotation(str, enum.Enum):
     """The `kind` label of ``pinaudit_rotation_ready``."""

@@ -17,19 +17,16 @@ SIGINT with 130.
 from __future__ import annotations
 
 import logging
-import re
 import signal
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TextIO
 
 import trio
 
 from scanner import __version__
-from scanner.engine import DEFAULT_CONCURRENCY, ScanOptions, ensure_open_files, run_scan
-from scanner.errors import ConfigError, ScannerError
+from scanner.engine import run_scan
+from scanner.errors import ScannerError
 from scanner.exporters.metrics import (
-    DEFAULT_RETENTION,
     Exposition,
     History,
     ReloadState,
@@ -38,114 +35,15 @@ from scanner.exporters.metrics import (
     scan_exposition,
 )
 from scanner.exporters.prometheus import ExpositionCollector
-from scanner.exporters.web import MetricsServer, WebConfig, load_web_config, parse_listen
-from scanner.inventory import load_inventory, parse_duration
+from scanner.exporters.web import MetricsServer, load_web_config
 from scanner.logs import configure
-from scanner.model import Endpoint
+from scanner.plan import ScanPlan, load_plan
 from scanner.results import ResultStatus
-from scanner.scan import ScanRequest, parse_shard, select
-from scanner.shard import Shard
+from scanner.settings import ScanSettings
 from scanner.state import EndpointState, advance, load_state, save_state
 from scanner.status import ExitStatus
-from scanner.trust import TrustStores
 
-DEFAULT_INTERVAL = "5m"
-_SPAN = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h|d)?\s*")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_span(text: str, flag: str) -> float:
-    """Seconds of ``--interval`` / ``--retention``: a number of seconds, or
-    500ms / 30s / 5m / 24h / 7d."""
-    match = _SPAN.fullmatch(text)
-    if not match:
-        raise ConfigError(f"{flag} {text!r}: expected a duration such as 30s, 5m, 24h or 7d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-@dataclass(frozen=True)
-class ExporterSettings:
-    inventory: str
-    only: tuple[str, ...]
-    host: str
-    port: int
-    interval: float  # seconds between scan starts
-    retention: timedelta
-    deadline: float | None
-    concurrency: int | None
-    retries: int
-    web: WebConfig | None
-    log_format: str
-    state: str | None = None  # --state: drift since the previous scan, across cycles
-    shard: Shard | None = None  # --shard I/N: scan only what this shard owns
-
-    @classmethod
-    def from_request(cls, request: ScanRequest) -> ExporterSettings:
-        assert request.serve is not None
-        clashing = [
-            flag
-            for flag, value in (
-                ("--output", request.output),
-                ("--textfile", request.textfile),
-                ("--push-gateway", request.push_gateway),
-                ("--now", request.now),
-            )
-            if value is not None
-        ]
-        if clashing:
-            raise ConfigError(f"{clashing[0]} cannot be combined with --serve")
-        host, port = parse_listen(request.serve)
-        interval = parse_span(request.interval or DEFAULT_INTERVAL, "--interval")
-        if interval <= 0:
-            raise ConfigError("--interval must be more than 0")
-        retention = (
-            timedelta(seconds=parse_span(request.retention, "--retention"))
-            if request.retention is not None
-            else DEFAULT_RETENTION
-        )
-        if request.retries < 0:
-            raise ConfigError("--retries must be 0 or more")
-        return cls(
-            inventory=request.inventory,
-            only=request.only,
-            host=host,
-            port=port,
-            interval=interval,
-            retention=retention,
-            deadline=parse_duration(request.deadline, "--deadline") if request.deadline else None,
-            concurrency=request.concurrency,
-            retries=request.retries,
-            web=load_web_config(request.web_config) if request.web_config else None,
-            log_format=request.log_format or "auto",
-            state=request.state,
-            shard=parse_shard(request.shard),
-        )
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """An inventory ready to scan: endpoints, their trust stores, the options."""
-
-    endpoints: tuple[Endpoint, ...]
-    stores: TrustStores
-    options: ScanOptions
-
-
-def load(settings: ExporterSettings) -> Loaded:
-    """Load and check everything a scan needs; raises ScannerError, changes nothing."""
-    inventory = load_inventory(settings.inventory)
-    endpoints = tuple(select(inventory.endpoints, settings.only))
-    if settings.shard is not None:
-        endpoints = tuple(settings.shard.select(endpoints))
-    concurrency = settings.concurrency or min(DEFAULT_CONCURRENCY, max(1, len(endpoints)))
-    ensure_open_files(concurrency)
-    stores = TrustStores()
-    for endpoint in endpoints:
-        stores.get(endpoint.trust)
-    options = ScanOptions(
-        concurrency=concurrency, deadline=settings.deadline, retries=settings.retries
-    )
-    return Loaded(endpoints, stores, options)
+__all__ = ["Exporter", "run_exporter"]
 
 
 def _now() -> datetime:
@@ -155,8 +53,10 @@ def _now() -> datetime:
 class Exporter:
     """The scan loop and the state a scrape sees."""
 
-    def __init__(self, settings: ExporterSettings, loaded: Loaded, log: logging.Logger) -> None:
+    def __init__(self, settings: ScanSettings, loaded: ScanPlan, log: logging.Logger) -> None:
+        assert settings.exporter is not None
         self.settings = settings
+        self.exporter = settings.exporter
         self.loaded = loaded
         self.log = log
         self.collector = ExpositionCollector()
@@ -178,7 +78,7 @@ class Exporter:
 
     def reload_inventory(self) -> None:
         try:
-            loaded = load(self.settings)
+            loaded = load_plan(self.settings)
         except ScannerError as exc:
             self.reload = ReloadState(False, _now())
             self.log.error(
@@ -217,17 +117,16 @@ class Exporter:
                 save_state(self.settings.state, self.state)
             except ScannerError as exc:
                 self.log.error("cannot save the state file", extra={"fields": {"error": str(exc)}})
-        shards = self.settings.shard.count if self.settings.shard is not None else None
         record = ScanRecord(
             results,
             as_of,
             finished,
             outcome.duration,
-            shards=shards,
-            interval=self.settings.interval,
+            shards=self.settings.shards,
+            interval=self.exporter.interval,
         )
         self.scan_families, self.history = scan_exposition(
-            record, history=self.history, retention=self.settings.retention
+            record, history=self.history, retention=self.exporter.retention
         )
         self.publish()
         counts = {status.value: 0 for status in ResultStatus}
@@ -253,7 +152,7 @@ class Exporter:
                 self.stop_status = ExitStatus.INTERRUPTED
                 scope.cancel()
                 return
-            await trio.sleep_until(started + self.settings.interval)
+            await trio.sleep_until(started + self.exporter.interval)
 
     async def run(self) -> None:
         with trio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
@@ -274,17 +173,17 @@ class Exporter:
                     return
 
 
-def run_exporter(request: ScanRequest, stderr: TextIO) -> ExitStatus:
+def run_exporter(settings: ScanSettings, stderr: TextIO) -> ExitStatus:
     """Load, listen, then scan and serve until SIGTERM/SIGINT."""
-    settings = ExporterSettings.from_request(request)
-    loaded = load(settings)
-    log = configure(stderr, settings.log_format)
-    for store in loaded.stores.loaded():
-        for warning in store.warnings:
-            if "does not parse" in warning or "bad base64" in warning:  # as `scan` reports them
-                log.warning("trust store", extra={"fields": {"warning": warning}})
+    exporter_settings = settings.exporter
+    assert exporter_settings is not None
+    web = load_web_config(exporter_settings.web_config) if exporter_settings.web_config else None
+    loaded = load_plan(settings)
+    log = configure(stderr, exporter_settings.log_format.value)
+    for warning in loaded.warnings:  # as `scan` reports them
+        log.warning("trust store", extra={"fields": {"warning": warning}})
     exporter = Exporter(settings, loaded, log)
-    server = MetricsServer(settings.host, settings.port, exporter.collector, settings.web)
+    server = MetricsServer(exporter_settings.host, exporter_settings.port, exporter.collector, web)
     host, port = server.address
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     server.start()
@@ -298,7 +197,7 @@ def run_exporter(request: ScanRequest, stderr: TextIO) -> ExitStatus:
                 "basic_auth": server.authenticated,
                 "inventory": settings.inventory,
                 "endpoints": len(loaded.endpoints),
-                "interval_seconds": settings.interval,
+                "interval_seconds": exporter_settings.interval,
                 "version": __version__,
             }
         },

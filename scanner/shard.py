@@ -1,4 +1,4 @@
-"""``--shard I/N``: which endpoints one shard of a sharded scan owns. Pure.
+"""Which endpoints one shard of a sharded scan owns (``--shard I/N``). Pure.
 
 Rendezvous (highest-random-weight) hashing: endpoint ``name`` belongs to the
 shard ``i`` in ``0..N-1`` whose weight ``H(i, name)`` is the highest, with
@@ -23,8 +23,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scanner.errors import ConfigError
 from scanner.model import Endpoint
+
+__all__ = ["MAX_SHARDS", "Shard", "shard_of", "weight"]
 
 MAX_SHARDS = 256
 _SPEC = re.compile(r"([0-9]+)/([0-9]+)")
@@ -58,19 +59,15 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        """``I/N`` with ``0 <= I < N <= MAX_SHARDS``; ConfigError (exit 2) otherwise."""
+        """``I/N`` with ``0 <= I < N <= MAX_SHARDS``; ValueError saying what is wrong."""
         match = _SPEC.fullmatch(text.strip())
         if not match:
-            raise ConfigError(
-                f"--shard {text!r}: expected I/N, shard I of N counted from 0 (e.g. 0/4)"
-            )
+            raise ValueError("expected I/N, shard I of N counted from 0 (e.g. 0/4)")
         index, count = int(match.group(1)), int(match.group(2))
         if not 1 <= count <= MAX_SHARDS:
-            raise ConfigError(f"--shard {text!r}: N must be 1..{MAX_SHARDS}")
+            raise ValueError(f"N must be 1..{MAX_SHARDS}")
         if index >= count:
-            raise ConfigError(
-                f"--shard {text!r}: I must be 0..{count - 1} (shards are counted from 0)"
-            )
+            raise ValueError(f"I must be 0..{count - 1} (shards are counted from 0)")
         return cls(index, count)
 
     def __str__(self) -> str:

@@ -24,6 +24,19 @@ from scanner.exporters.files import write_atomic
 from scanner.model import Check, Finding
 from scanner.results import EndpointResult, ResultStatus
 
+__all__ = [
+    "STATE_VERSION",
+    "EndpointState",
+    "Seen",
+    "State",
+    "advance",
+    "chain_fingerprint",
+    "dumps",
+    "load_state",
+    "loads",
+    "save_state",
+]
+
 STATE_VERSION = 1
 
 

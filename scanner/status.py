@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+__all__ = ["ExitStatus"]
+
 
 class ExitStatus(enum.IntEnum):
     OK = 0  # done, nothing at or above --fail-on

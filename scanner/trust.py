@@ -27,6 +27,19 @@ from scanner.errors import CertificateFileError, TrustStoreError
 from scanner.model import Pin, TrustKind, TrustSpec
 from scanner.pins import pins_of_spki, spki_der
 
+__all__ = [
+    "SYSTEM_BUNDLES",
+    "TrustStore",
+    "TrustStores",
+    "bundle_path",
+    "key_index",
+    "load_certificate",
+    "read_certificates",
+    "split_pem",
+    "store_from_pem",
+    "system_bundle_path",
+]
+
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----(.*?)"
     rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----",

@@ -241,7 +241,7 @@ def test_python_dash_m_scanner_version() -> None:
 
 
 def test_interrupts_grouped_by_trio_exit_130_without_a_trace() -> None:
-    from scanner import cli
+    from scanner.cli import dispatch as cli
 
     if sys.version_info >= (3, 11):
         from builtins import BaseExceptionGroup

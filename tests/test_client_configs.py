@@ -21,9 +21,8 @@ from scanner.errors import ClientConfigError, InventoryError
 from scanner.importers import read_policy
 from scanner.importers.okhttp import parse_okhttp_source
 from scanner.inventory import load_inventory, load_inventory_text
-from scanner.model import Location, Pin
+from scanner.model import Client, ClientPolicy, HostMode, Location, Pin, Platform, Verdict
 from scanner.pins import parse_pin
-from scanner.policy import Client, ClientPolicy, HostMode, Platform, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "clients"

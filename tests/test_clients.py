@@ -22,23 +22,29 @@ from scanner.clients import (
     canonical_host,
     client_findings,
     enforcement_window,
-    failure_formats,
-    hpkp_report,
     judge,
-    judge_profiles,
-    okhttp_failure_message,
-    report_paths,
     select,
 )
+from scanner.clients.failures import failure_formats, hpkp_report, okhttp_failure_message
+from scanner.clients.judge import report_paths
 from scanner.fleet.pki import PKI, Issued
 from scanner.importers.android import parse_network_security_config, parse_trustkit_android
 from scanner.importers.apple import parse_ats_plist, parse_trustkit_plist
 from scanner.importers.chromium import parse_chromium
 from scanner.importers.hpkp import parse_hpkp_headers
 from scanner.importers.okhttp import parse_okhttp_list
-from scanner.model import ChainReport, Endpoint, HashAlg, Pin
+from scanner.model import (
+    ChainReport,
+    Client,
+    ClientPolicy,
+    ClientVerdict,
+    Endpoint,
+    HashAlg,
+    Pin,
+    Platform,
+    Verdict,
+)
 from scanner.paths import candidate_paths
-from scanner.policy import Client, ClientPolicy, ClientVerdict, Platform, Verdict
 from scanner.trust import TrustStore, key_index, store_from_pem
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -1033,7 +1039,8 @@ def test_edge_55_root_ye_as_an_anchor_fails(gen_y: _Gen) -> None:
 
 def test_edge_56_trust_store_profiles_disagree(world: World) -> None:
     """Pin = a root one store has and another lacks (GTS Root R2: in Debian's
-    store, not in certifi 2026.05.20): evaluated with both profiles."""
+    store, not in certifi 2026.05.20): each store gives its own verdict, so an
+    endpoint is judged against the store its clients have (``trust:``)."""
     r2 = world.pki.root("GTS Root R2 (test)")
     wr2 = world.pki.intermediate("WR2 (test)", r2)
     leaf = world.pki.leaf("gts.example.com", wr2)
@@ -1041,9 +1048,11 @@ def test_edge_56_trust_store_profiles_disagree(world: World) -> None:
     debian = report_for(world, "gts.example.com", [leaf, wr2], [r2, world.root2])
     certifi_like = report_for(world, "gts.example.com", [leaf, wr2], [world.root2])
     assert debian.valid and not certifi_like.valid
-    got = judge_profiles(policy, "gts.example.com", [certifi_like, debian], NOW)
-    assert got.verdict is Verdict.PATH_DEPENDENT
-    assert [pv.verdict for pv in got.paths] == [Verdict.CHAIN_INVALID, Verdict.PASS]
+    verdicts = [
+        judge(policy, "gts.example.com", report_paths(r), NOW, valid=r.valid).verdict
+        for r in (certifi_like, debian)
+    ]
+    assert verdicts == [Verdict.CHAIN_INVALID, Verdict.PASS]
 
 
 # --- the endpoint view -------------------------------------------------------------------

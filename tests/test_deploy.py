@@ -125,7 +125,7 @@ def _container(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def _contract() -> set[str]:
-    from scanner.exporters.metrics import SPECS
+    from scanner.exporters.contract import SPECS
 
     return {spec.name for spec in SPECS}
 
@@ -286,9 +286,9 @@ def _args(doc: dict[str, Any]) -> list[str]:
 
 
 def _seconds(text: str) -> float:
-    from scanner.serve import parse_span
+    from scanner.units import parse_duration
 
-    return parse_span(text, "test")
+    return parse_duration(text)
 
 
 def test_the_cronjob_runs_one_scan_at_a_time_and_pushes() -> None:

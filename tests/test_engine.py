@@ -113,8 +113,8 @@ def test_open_files_guard_refuses_an_impossible_concurrency() -> None:
     with pytest.raises(ConfigError) as caught:
         ensure_open_files(hard)
     assert str(caught.value) == (
-        f"--concurrency {hard} needs about {hard + FD_RESERVE} open files, but the limit is "
-        f"{hard} (hard limit {hard}): lower --concurrency to {hard - FD_RESERVE} "
+        f"a concurrency of {hard} needs about {hard + FD_RESERVE} open files, but the limit "
+        f"is {hard} (hard limit {hard}): lower the concurrency to {hard - FD_RESERVE} "
         "or raise the limit (ulimit -n)"
     )
     assert ensure_open_files(100) >= 100 + FD_RESERVE

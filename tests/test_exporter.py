@@ -315,7 +315,8 @@ def test_bad_exporter_settings_exit_2_before_serving(
         ((*serve, ":0", "--now", "2026-01-01"), "--now cannot be combined with --serve"),
         ((*serve, ":0", "--textfile", "x.prom"), "--textfile cannot be combined with --serve"),
         ((*serve, ":0", "--interval", "soon"), "--interval 'soon'"),
-        ((*serve, ":0", "--interval", "0s"), "--interval must be more than 0"),
+        ((*serve, ":0", "--interval", "0s"), "--interval '0s': must be greater than 0"),
+        ((*serve, ":0", "--retention", "99999999999d"), "--retention '99999999999d': must be at"),
         ((*serve, "127.0.0.1:0", "--retention", "1 week"), "--retention '1 week'"),
     ]
     for args, message in cases:
@@ -329,7 +330,7 @@ def test_bad_exporter_settings_exit_2_before_serving(
         )
         assert status == 2
         assert err.splitlines()[-1] == (
-            f"pinaudit scan: error: --serve 127.0.0.1:{busy}: cannot listen: Address already in use"
+            f"pinaudit scan: error: cannot listen on 127.0.0.1:{busy}: Address already in use"
         )
 
 

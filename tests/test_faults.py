@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -277,18 +278,37 @@ def test_bad_inventory_exports_nothing(
 def test_a_report_that_cannot_be_written_exits_3(
     served: Served, tmp_path: Path, gateway: _Pushgateway
 ) -> None:
-    missing = tmp_path / "missing" / "report.json"
+    """The report goes to a pipe nobody reads (it fails when written, after the
+    scan): exit 3, and the other exports are written all the same."""
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
     textfile = tmp_path / "pinaudit.prom"
     done = scan(
         "--inventory", str(served.inventory), "--only", "scenario=healthy", "--output",
-        str(missing), "--textfile", str(textfile), "--push-gateway", gateway.url,
+        str(fifo), "--textfile", str(textfile), "--push-gateway", gateway.url,
     )  # fmt: skip
     assert done.returncode == 3
-    assert done.stderr == f"scan: error: {missing}: cannot write: No such file or directory\n"
-    assert not missing.parent.exists()
+    assert done.stderr == f"scan: error: {fifo}: cannot write: No such device or address\n"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe, not replaced by a file
     # the other exports are independent of the report file
     assert "pinaudit_endpoint_up" in textfile.read_text()
     assert gateway.requests == [("PUT", "/metrics/job/pinaudit")]
+
+
+def test_a_report_into_a_missing_directory_is_refused_before_scanning(
+    served: Served, tmp_path: Path, gateway: _Pushgateway
+) -> None:
+    missing = tmp_path / "missing" / "report.json"
+    done = scan(
+        "--inventory", str(served.inventory), "--output", str(missing),
+        "--push-gateway", gateway.url,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"pinaudit scan: error: --output {missing}: directory {missing.parent} does not exist\n"
+    )
+    assert done.stdout == ""
+    assert gateway.requests == []  # nothing scanned, nothing exported
 
 
 def _with_trigger(served: Served, directory: Path, port: int) -> Path:

@@ -14,17 +14,17 @@ import jsonschema
 import pytest
 import yaml
 
-from scanner import inventory as inventory_module
+from scanner.cli import options
 from scanner.errors import ConfigError, InventoryError
-from scanner.inventory import (
-    MAX_DEPTH,
-    MAX_NODES,
-    load_inventory,
-    load_inventory_text,
-    parse_duration,
-)
+from scanner.exporters.contract import RESERVED_LABELS
+from scanner.inventory import files as inventory_files
+from scanner.inventory import load_inventory, load_inventory_text, yamlnodes
+from scanner.inventory import reader as inventory_reader
+from scanner.inventory import schema as inventory_schema
+from scanner.inventory.yamlnodes import MAX_DEPTH, MAX_NODES
 from scanner.model import Endpoint, HashAlg, Inventory, Location, Pinset, TrustKind, TrustSpec
 from scanner.pins import parse_pin
+from scanner.units import parse_duration
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "inventories"
@@ -35,16 +35,17 @@ G2 = "sha256/i7WTqTvh0OioIruIfFR4kMPnBqrS2rdiVPl/s2uC/CY="  # DigiCert Global Ro
 G2_B64 = G2.removeprefix("sha256/")
 R4_HEX = "9847e5653e5e9e847516e5cb818606aa7544a19be67fd7366d506988e8d84347"  # GTS Root R4
 CERTIFI = TrustSpec(TrustKind.CERTIFI)
+DURATION_HELP = "expected seconds, or a duration like 500ms, 30s, 5m, 1h or 7d"
 
 
 @pytest.fixture(
     autouse=True,
-    params=inventory_module._LOADERS,
+    params=yamlnodes._LOADERS,
     ids=lambda loader: "libyaml" if "CLoader" in loader.__name__ else "pyyaml",
 )
 def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs with libyaml's parser (when PyYAML has it) and PyYAML's own."""
-    monkeypatch.setattr(inventory_module, "_Loader", request.param)
+    monkeypatch.setattr(yamlnodes, "_Loader", request.param)
     return "libyaml" if "CLoader" in request.param.__name__ else "pyyaml"
 
 
@@ -246,8 +247,8 @@ def test_timeout_spellings(written: str, seconds: float) -> None:
         ("-1", "invalid timeout -1: must be greater than 0"),
         ("0s", "invalid timeout '0s': must be greater than 0"),
         ("-5s", "invalid timeout '-5s': must be greater than 0"),
-        ("soon", "invalid timeout 'soon': expected seconds, or a duration like 500ms, 5s, 1m"),
-        ("5 h", "invalid timeout '5 h': expected seconds, or a duration like 500ms, 5s, 1m"),
+        ("soon", "invalid timeout 'soon': " + DURATION_HELP),
+        ("5 w", "invalid timeout '5 w': " + DURATION_HELP),
         (".inf", "invalid timeout .inf: must be a finite number of seconds"),
         (".nan", "invalid timeout .nan: must be a finite number of seconds"),
         ("true", "expected a duration (seconds, or 500ms, 5s, 1m), got a boolean"),
@@ -262,13 +263,21 @@ def test_bad_timeouts(written: str, message: str) -> None:
 
 
 def test_parse_duration_is_shared_with_the_command_line() -> None:
+    """One grammar for the inventory's timeout and every duration flag (before,
+    --deadline refused 1h while --interval took it)."""
     assert parse_duration("30") == 30.0
     assert parse_duration("1m") == 60.0
     assert parse_duration(" 250ms ") == 0.25
+    assert parse_duration("1h") == 3600.0
+    assert parse_duration("7d") == 7 * 86400.0
+    with pytest.raises(ValueError, match=r"^must be greater than 0$"):
+        parse_duration("0s")
+    with pytest.raises(ValueError, match=r"^must be at most 36500d$"):
+        parse_duration("99999999999d")
     with pytest.raises(ConfigError, match=r"^--deadline '0s': must be greater than 0$"):
-        parse_duration("0s", "--deadline")
-    with pytest.raises(ConfigError, match=r"^duration 'x': expected seconds"):
-        parse_duration("x")
+        options.duration("--deadline", "0s")
+    with pytest.raises(ConfigError, match=r"^--retention 'x': expected seconds"):
+        options.duration("--retention", "x")
 
 
 def test_port_out_of_range_exact_message() -> None:
@@ -444,7 +453,7 @@ def test_bad_label_names_and_values() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", sorted(inventory_module.RESERVED_LABELS))
+@pytest.mark.parametrize("name", sorted(RESERVED_LABELS))
 def test_every_reserved_label_is_refused(name: str) -> None:
     assert problems(f"version: 1\nendpoints: [{{host: a.b, labels: {{{name}: x}}}}]\n") == [
         f"inv.yaml:2:34: endpoints[0].labels.{name}: label name {name!r} clashes with a "
@@ -944,7 +953,7 @@ def test_bad_merge_value() -> None:
 
 
 def test_merge_chains_are_bounded() -> None:
-    depth = inventory_module.MAX_MERGE_DEPTH
+    depth = inventory_reader.MAX_MERGE_DEPTH
     items = ["&e0 {host: h0.example}"]
     items += [f"&e{i} {{<<: *e{i - 1}, host: h{i}.example}}" for i in range(1, depth + 2)]
     text = "version: 1\nendpoints:\n" + "".join(f"  - {item}\n" for item in items)
@@ -983,14 +992,14 @@ def test_billion_laughs_through_merge_keys_is_refused() -> None:
 
 
 def test_nodes_are_counted_while_composing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inventory_module, "MAX_NODES", 10)
+    monkeypatch.setattr(yamlnodes, "MAX_NODES", 10)
     # nodes: the root mapping, version, 1, x, the list, then its items: the 6th is the 11th
     text = "version: 1\nx: [1, 2, 3, 4, 5, 6, 7, 8, 9]\n"
     assert problems(text) == ["inv.yaml:2:20: document too large: more than 10 nodes"]
 
 
 def test_expansion_is_counted_per_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inventory_module, "MAX_NODES", 20)
+    monkeypatch.setattr(yamlnodes, "MAX_NODES", 20)
     # b expands to 1 + 3 * 3 = 10 nodes, the whole document to 1 + 2 + 4 + 11 = 18
     assert problems("version: 1\na: &a [1, 2]\nb: [*a, *a, *a]\n")[0].endswith(
         "unknown key 'a' (allowed: defaults, endpoints, include, pinsets, version)"
@@ -1098,7 +1107,7 @@ def test_deep_nesting_within_the_limit_is_just_a_wrong_type() -> None:
 
 
 def test_oversized_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inventory_module, "MAX_FILE_BYTES", 64)
+    monkeypatch.setattr(inventory_files, "MAX_FILE_BYTES", 64)
     path = write(tmp_path / "big.yaml", "version: 1\n" + "# padding\n" * 10)
     assert file_problems(path) == [f"{path}:1:1: file too large: more than 64 bytes"]
     assert problems("version: 1\n" + "#" * 64) == [
@@ -1108,13 +1117,13 @@ def test_oversized_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_default_size_limit_is_8_mib() -> None:
-    assert inventory_module.MAX_FILE_BYTES == 8 * 1024 * 1024
+    assert inventory_files.MAX_FILE_BYTES == 8 * 1024 * 1024
 
 
 def test_oversized_included_file_is_reported_in_that_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inventory_module, "MAX_FILE_BYTES", 64)
+    monkeypatch.setattr(inventory_files, "MAX_FILE_BYTES", 64)
     write(tmp_path / "big.yaml", "endpoints: []\n" + "# padding\n" * 10)
     root = write(tmp_path / "root.yaml", "version: 1\ninclude: [big.yaml]\n")
     assert file_problems(root) == [
@@ -1492,14 +1501,14 @@ def test_an_included_file_failing_to_read(tmp_path: Path, monkeypatch: pytest.Mo
     """The same path as a permission error, for runs as root (which reads every file)."""
     write(tmp_path / "a.yaml", "endpoints: []\n")
     root = write(tmp_path / "root.yaml", "version: 1\ninclude: [a.yaml]\n")
-    read_file = inventory_module._read_file
+    read_file = inventory_files.read_file
 
     def failing(path: str) -> bytes:
         if path.endswith("a.yaml"):
-            raise inventory_module._Unreadable("Input/output error")
+            raise inventory_files.Unreadable("Input/output error")
         return read_file(path)
 
-    monkeypatch.setattr(inventory_module, "_read_file", failing)
+    monkeypatch.setattr(inventory_schema, "read_file", failing)
     assert file_problems(root) == [
         f"{root}:2:11: include[0]: cannot read '{tmp_path / 'a.yaml'}': Input/output error"
     ]

@@ -15,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scanner import inventory as inventory_module
 from scanner.errors import InventoryError
-from scanner.inventory import RESERVED_LABELS, load_inventory, load_inventory_text
+from scanner.exporters.contract import RESERVED_LABELS
+from scanner.inventory import load_inventory, load_inventory_text, yamlnodes
 from scanner.model import Inventory
 
 SETTINGS = settings(
@@ -57,12 +57,12 @@ KEYS = [
 
 @pytest.fixture(
     autouse=True,
-    params=inventory_module._LOADERS,
+    params=yamlnodes._LOADERS,
     ids=lambda loader: "libyaml" if "CLoader" in loader.__name__ else "pyyaml",
 )
 def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every property holds with libyaml's parser (when PyYAML has it) and PyYAML's own."""
-    monkeypatch.setattr(inventory_module, "_Loader", request.param)
+    monkeypatch.setattr(yamlnodes, "_Loader", request.param)
 
 
 @pytest.fixture(scope="module")

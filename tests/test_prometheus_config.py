@@ -15,18 +15,28 @@ import bcrypt
 import pytest
 from peers import free_port
 
+from scanner.cli import options
 from scanner.errors import ConfigError, PushError, WebConfigError
 from scanner.exporters.metrics import process_exposition
-from scanner.exporters.prometheus import PushTarget, parse_push_target, push
-from scanner.exporters.web import BasicAuth, load_web_config, parse_listen
+from scanner.exporters.prometheus import push
+from scanner.exporters.web import BasicAuth, load_web_config
 from scanner.fleet.pki import PKI
 from scanner.logs import configure
-from scanner.serve import parse_span
+from scanner.settings import PushSettings
+from scanner.shard import Shard
+
+
+def parse_push_target(
+    url: str, job: str | None, grouping: list[str], environ: dict[str, str]
+) -> PushSettings:
+    target = options.push_settings(url, job, grouping, environ, None)
+    assert target is not None
+    return target
 
 
 def test_push_target_from_flags_and_environment() -> None:
     target = parse_push_target("gw.example:9091/", None, ["shard=0", "region=eu/west"], {})
-    assert target == PushTarget(
+    assert target == PushSettings(
         url="http://gw.example:9091",
         job="pinaudit",
         grouping=(("shard", "0"), ("region", "eu/west")),
@@ -50,12 +60,25 @@ def test_push_target_from_flags_and_environment() -> None:
         parse_push_target("gw:9091", None, ["bad-key=1"], {})
     with pytest.raises(ConfigError, match="--push-job must not be empty"):
         parse_push_target("gw:9091", "", [], {})
+    with pytest.raises(ConfigError, match="--push-job and --grouping need --push-gateway"):
+        options.push_settings(None, None, ["a=1"], {}, None)
+
+
+def test_each_shard_pushes_under_its_own_group() -> None:
+    shard = Shard(2, 4)
+    target = options.push_settings("gw:9091", None, ["region=eu"], {}, shard)
+    assert target is not None
+    assert target.grouping == (("region", "eu"), ("shard", "2"))
+    same = options.push_settings("gw:9091", None, ["shard=2"], {}, shard)
+    assert same is not None and same.grouping == (("shard", "2"),)
+    with pytest.raises(ConfigError, match=r"--grouping shard=1 contradicts --shard 2/4"):
+        options.push_settings("gw:9091", None, ["shard=1"], {}, shard)
 
 
 def test_push_retries_then_fails_with_one_line() -> None:
     port = free_port()
     pauses: list[float] = []
-    target = PushTarget(url=f"http://127.0.0.1:{port}", grouping=(("shard", "1"),))
+    target = PushSettings(url=f"http://127.0.0.1:{port}", grouping=(("shard", "1"),))
     with pytest.raises(PushError) as caught:
         push(target, process_exposition("1.0"), sleep=pauses.append)
     assert pauses == [0.5, 1.0]
@@ -123,7 +146,8 @@ def test_web_config_resolves_paths_beside_the_file(tmp_path: Path, hashed: bytes
 
 
 def test_spans_and_listen_addresses() -> None:
-    assert [parse_span(t, "--interval") for t in ("90", "500ms", "30s", "5m", "24h", "1.5d")] == [
+    spans = ("90", "500ms", "30s", "5m", "24h", "1.5d")
+    assert [options.duration("--interval", t) for t in spans] == [
         90.0,
         0.5,
         30.0,
@@ -131,13 +155,15 @@ def test_spans_and_listen_addresses() -> None:
         86400.0,
         129600.0,
     ]
-    with pytest.raises(ConfigError, match="expected a duration"):
-        parse_span("-5m", "--interval")
-    assert parse_listen(":9918") == ("", 9918)
-    assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
-    assert parse_listen("[::1]:9918") == ("::1", 9918)
+    with pytest.raises(ConfigError, match=r"^--interval '-5m': must be greater than 0$"):
+        options.duration("--interval", "-5m")
+    with pytest.raises(ConfigError, match=r"^--retention '99999999999d': must be at most 36500d$"):
+        options.duration("--retention", "99999999999d")
+    assert options.listen(":9918") == ("", 9918)
+    assert options.listen("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert options.listen("[::1]:9918") == ("::1", 9918)
     with pytest.raises(ConfigError, match=r"port must be 0\.\.65535"):
-        parse_listen("127.0.0.1:70000")
+        options.listen("127.0.0.1:70000")
 
 
 def test_log_lines_are_json_objects_off_a_terminal() -> None:

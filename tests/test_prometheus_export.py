@@ -292,7 +292,7 @@ def test_a_failed_textfile_write_exits_3_after_the_report(
 ) -> None:
     _, inventory = fleet_dir
     target = tmp_path / "taken.prom"
-    target.mkdir()  # a directory where the file should go: the rename fails
+    os.mkfifo(target)  # a pipe nobody reads: written in place, it fails at once
     status, out, err = _scan(
         "-i",
         str(inventory),
@@ -307,7 +307,7 @@ def test_a_failed_textfile_write_exits_3_after_the_report(
     )
     assert status == 3
     assert json.loads(out)["summary"]["ok"] == 1
-    assert err == f"scan: error: --textfile {target}: cannot write: Is a directory\n"
+    assert err == f"scan: error: --textfile {target}: cannot write: No such device or address\n"
     assert [p.name for p in tmp_path.iterdir()] == ["taken.prom"]  # no temporary file left
 
 

@@ -12,23 +12,25 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scanner.exporters.metrics import (
+from scanner.exporters.contract import (
     BY_NAME,
     MAX_INFO_VALUE,
+    RESERVED_LABELS,
     SPECS,
+    Scope,
+    own_label_names,
+)
+from scanner.exporters.metrics import (
     Exposition,
     History,
     ReloadState,
     ScanRecord,
-    Scope,
     job_exposition,
-    own_label_names,
     process_exposition,
     scan_exposition,
 )
 from scanner.exporters.prometheus import render_text
 from scanner.fleet.pki import PKI, Issued
-from scanner.inventory import RESERVED_LABELS
 from scanner.model import (
     Endpoint,
     Observation,

@@ -73,8 +73,8 @@ def test_concurrency_beyond_the_limit_is_refused_clearly(healthy: tuple[Fleet, P
     done = _scan_limited(inventory, 100, "--concurrency", "500")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
-        "pinaudit scan: error: --concurrency 500 needs about 564 open files, but the limit "
-        "is 100 (hard limit 100): lower --concurrency to 36 or raise the limit (ulimit -n)\n"
+        "pinaudit scan: error: a concurrency of 500 needs about 564 open files, but the limit "
+        "is 100 (hard limit 100): lower the concurrency to 36 or raise the limit (ulimit -n)\n"
     )
 
 
@@ -85,7 +85,7 @@ def test_inherited_descriptors_count_against_the_limit(healthy: tuple[Fleet, Pat
     done = _scan_limited(inventory, 120, "--concurrency", "10", inherit=110)
     assert (done.returncode, done.stdout) == (2, "")
     match = re.fullmatch(
-        r"pinaudit scan: error: --concurrency 10 needs about (\d+) open files \((\d+) are "
+        r"pinaudit scan: error: a concurrency of 10 needs about (\d+) open files \((\d+) are "
         r"open already\), but the limit is 120 \(hard limit 120\): raise the limit "
         r"\(ulimit -n\)\n",
         done.stderr,

@@ -188,7 +188,8 @@ def test_preflight_errors(ca: CA, tmp_path: Path) -> None:
     status, _, err = run("preflight", "-i", str(inv), "--ca", str(junk), "--endpoint", "nope")
     assert status == 2
     assert err == (
-        "pinaudit preflight: error: no endpoint of the inventory matches --endpoint/--host\n"
+        "pinaudit preflight: error: no endpoint of the inventory matches --endpoint/--host "
+        "(endpoints: pay)\n"
     )
 
 

@@ -103,7 +103,17 @@ def test_fail_on_and_only_filters(fleet_dir: tuple[Fleet, Path]) -> None:
     assert status == 0
     status, _, err = _scan("--inventory", str(inventory), "--only", "scenario=nosuch")
     assert status == 2
-    assert err == "pinaudit scan: error: no endpoint matches --only scenario=nosuch\n"
+    scenarios = sorted({e.scenario.name for e in _fleet.endpoints})
+    assert err == (
+        "pinaudit scan: error: no endpoint matches --only scenario=nosuch: scenario is one "
+        f"of: {', '.join(scenarios[:8])}, … ({len(scenarios) - 8} more)\n"
+    )
+    status, _, err = _scan("--inventory", str(inventory), "--only", "tem=web")
+    assert status == 2
+    assert err == (
+        "pinaudit scan: error: no endpoint matches --only tem=web: no endpoint has a label "
+        "'tem' (keys: name, host, env, scenario)\n"
+    )
 
 
 def test_now_in_the_future_finds_what_breaks(fleet_dir: tuple[Fleet, Path]) -> None:
@@ -298,7 +308,10 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(fleet_dir: tuple[Flee
     assert not colour.search(plain)
 
 
-def test_an_unwritable_output_exits_3(fleet_dir: tuple[Fleet, Path], tmp_path: Path) -> None:
+def test_an_output_into_a_missing_directory_is_refused_before_scanning(
+    fleet_dir: tuple[Fleet, Path], tmp_path: Path
+) -> None:
+    """Before, everything was scanned and then the report was lost with exit 3."""
     _fleet, inventory = fleet_dir
     target = tmp_path / "missing-dir" / "report.json"
     status, out, err = _scan(
@@ -311,8 +324,10 @@ def test_an_unwritable_output_exits_3(fleet_dir: tuple[Fleet, Path], tmp_path: P
         "--output",
         str(target),
     )
-    assert (status, out) == (3, "")
-    assert err == f"scan: error: {target}: cannot write: No such file or directory\n"
+    assert (status, out) == (2, "")
+    assert err == (
+        f"pinaudit scan: error: --output {target}: directory {target.parent} does not exist\n"
+    )
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])

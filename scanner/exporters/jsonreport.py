@@ -8,14 +8,25 @@ documented in the README and checked by a JSON Schema in the tests.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from scanner.audit import pins_enforced, pinset_expiry
-from scanner.clients import verdict_entry
-from scanner.model import CertFacts, ChainReport, Finding
+from scanner.model import CertFacts, ChainReport, ClientVerdict, Finding, Pin
 from scanner.results import EndpointResult, ResultStatus
+
+__all__ = [
+    "REPORT_VERSION",
+    "endpoint_entry",
+    "finding_entry",
+    "report",
+    "role",
+    "summary",
+    "summary_line",
+    "timestamp",
+    "verdict_entry",
+]
 
 REPORT_VERSION = 1
 
@@ -172,4 +183,34 @@ def summary_line(
         "scanned_at": timestamp(scanned_at),
         "as_of": timestamp(as_of),
         "summary": summary(results),
+    }
+
+
+def verdict_entry(verdict: ClientVerdict) -> dict[str, Any]:
+    """One client verdict in the JSON report (``client_verdicts``)."""
+
+    def pins(values: Iterable[Pin]) -> list[str]:
+        return [str(p) for p in values]
+
+    return {
+        "pinset": verdict.policy,
+        "client": verdict.client.value,
+        "verdict": verdict.verdict.value,
+        "host": verdict.host,
+        "detail": verdict.detail,
+        "rules": [r.pattern for r in verdict.rules],
+        "pins": pins(verdict.pins),
+        "leaf_pins": pins(verdict.leaf_pins),
+        "bad_pins": pins(verdict.bad_pins),
+        "dead_pins": list(verdict.dead_pins),
+        "matched": pins(verdict.matched),
+        "enforced_until": timestamp(verdict.enforce_until) if verdict.enforce_until else None,
+        "enforced_until_latest": timestamp(verdict.enforce_until_latest)
+        if verdict.enforce_until_latest
+        else None,
+        "problems": [str(p) for p in verdict.problems],
+        "notes": list(verdict.notes),
+        "paths": [{"path": pins(p.path), "verdict": p.verdict.value} for p in verdict.paths],
+        "alternatives": [{"lookup": k, "verdict": v.value} for k, v in verdict.alternatives],
+        "failure": dict(verdict.failure) if verdict.failure else None,
     }

@@ -2,9 +2,8 @@
 
 No clock, no I/O and no prometheus_client here: the shell passes the scan's
 times in (`ScanRecord`), and `exporters/prometheus.py` hands the resulting
-`Exposition` to prometheus_client. ``SPECS`` is the metric contract (names,
-labels, help); the README's metric table is written from it and a test keeps
-the two equal.
+`Exposition` to prometheus_client. The families, their labels and help are
+the contract in ``scanner.exporters.contract``.
 
 Label rules:
 - per-endpoint series carry ``endpoint`` plus every inventory label key used
@@ -27,7 +26,6 @@ one scan to the next (the exporter keeps it; a one-shot job has none).
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,182 +33,38 @@ from datetime import datetime, timedelta
 
 from scanner.audit import pins_enforced, pinset_expiry
 from scanner.errors import ConfigError
+from scanner.exporters.contract import (
+    BY_NAME,
+    MAX_CHAIN_POSITIONS,
+    MAX_INFO_VALUE,
+    NOT_SCANNED_REASON,
+    ORDER,
+    RESERVED_LABELS,
+    SPECS,
+    MetricSpec,
+    Scope,
+    own_label_names,
+)
 from scanner.exporters.jsonreport import role
-from scanner.inventory import RESERVED_LABELS
-from scanner.model import CertFacts, ChainReport, Endpoint, ProbeErrorKind
+from scanner.model import CertFacts, ChainReport, Endpoint
 from scanner.results import AddressResult, EndpointResult, ResultStatus
 from scanner.rotation import Rotation
+from scanner.settings import DEFAULT_RETENTION
 
-DEFAULT_RETENTION = timedelta(hours=24)
-# Certificates exported per chain: bounds `position` when a server sends a
-# long chain that does not validate (a validated path is short anyway).
-MAX_CHAIN_POSITIONS = 10
-# Longest subject/issuer label value on pinaudit_leaf_info (longer ones end in "…").
-MAX_INFO_VALUE = 256
-# `reason` of an endpoint the scan's global deadline left unprobed.
-NOT_SCANNED_REASON = "not_scanned"
-PROBE_ERROR_REASONS = (*(kind.value for kind in ProbeErrorKind), NOT_SCANNED_REASON)
-ROLES = ("leaf", "intermediate", "root", "other")
-
-
-class Scope(str, enum.Enum):
-    """Which labels a family's series carry besides its own."""
-
-    ADDRESS = "address"  # endpoint + inventory labels (+ address with all_addresses)
-    ENDPOINT = "endpoint"  # endpoint + inventory labels
-    SCAN = "scan"  # one per scan
-    PROCESS = "process"  # one per process
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    help: str
-    labels: tuple[str, ...] = ()  # besides those of the scope
-    scope: Scope = Scope.ENDPOINT
-    exporter_only: bool = False  # only served by `scan --serve`
-
-
-SPECS: tuple[MetricSpec, ...] = (
-    MetricSpec(
-        "pinaudit_endpoint_up",
-        "1 when the last probe completed a TLS handshake and read a chain, else 0.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_last_success_timestamp_seconds",
-        "When a chain was last read from the endpoint (end of that scan), Unix time.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_probe_error",
-        "1 for the reason the last probe failed (closed set); absent when it succeeded.",
-        ("reason",),
-        Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_handshake_duration_seconds",
-        "TCP connect plus TLS handshake time of the last probe.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_pin_match",
-        "1 when a declared pin matches a key of the path, 0 when none does (drift); "
-        "absent when no pins are declared.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_pins_enforced",
-        "1 while the pin-set is in force, 0 from its expiration on (or when it is empty).",
-    ),
-    MetricSpec(
-        "pinaudit_pinset_expiry_timestamp_seconds",
-        "When the pin-set stops being enforced (00:00 UTC of its expires date), Unix time.",
-        ("pinset",),
-    ),
-    MetricSpec(
-        "pinaudit_backup_pins",
-        "Declared pins that match no certificate of the current path.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_chain_valid",
-        "1 when the path validates against the trust store and hostname at the scan's "
-        "time, else 0.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_cert_not_after_timestamp_seconds",
-        "Expiry of each certificate of the path (position 0 = leaf), or of the served "
-        "chain when no path exists, Unix time.",
-        ("position", "role"),
-        Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_chain_expiry_timestamp_seconds",
-        "Earliest expiry among the certificates of the path, Unix time.",
-        scope=Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_leaf_info",
-        "Facts of the served leaf (the first certificate sent); value 1.",
-        ("subject", "issuer", "spki_sha256", "serial"),
-        Scope.ADDRESS,
-    ),
-    MetricSpec(
-        "pinaudit_chain_divergence",
-        "Distinct chains served across the endpoint's addresses (1 = consistent).",
-    ),
-    MetricSpec(
-        "pinaudit_rotation_ready",
-        "1 when the pins survive this rotation (leaf_renewal: a new leaf key under the same "
-        "CA; ca_switch: a move to another CA); absent when nothing is pinned.",
-        ("kind",),
-    ),
-    MetricSpec(
-        "pinaudit_leaf_key_changed_timestamp_seconds",
-        "When a new leaf key was first seen (needs --state), Unix time.",
-    ),
-    MetricSpec(
-        "pinaudit_findings",
-        "Findings of each check and severity in the last scan (absent = none).",
-        ("check", "severity"),
-    ),
-    MetricSpec(
-        "pinaudit_scan_duration_seconds",
-        "Duration of the last complete scan.",
-        scope=Scope.SCAN,
-    ),
-    MetricSpec(
-        "pinaudit_scan_timestamp_seconds",
-        "When the last complete scan finished, Unix time.",
-        scope=Scope.SCAN,
-    ),
-    MetricSpec(
-        "pinaudit_scan_endpoints",
-        "Endpoints of the last complete scan per outcome (ok, drift, error).",
-        ("result",),
-        Scope.SCAN,
-    ),
-    MetricSpec(
-        "pinaudit_scan_shards",
-        "Shards the inventory is split into (N of --shard I/N); absent without --shard.",
-        scope=Scope.SCAN,
-    ),
-    MetricSpec(
-        "pinaudit_scan_interval_seconds",
-        "Time between the starts of two scans (--interval).",
-        scope=Scope.SCAN,
-        exporter_only=True,
-    ),
-    MetricSpec(
-        "pinaudit_build_info",
-        "pinaudit version; value 1.",
-        ("version",),
-        Scope.PROCESS,
-    ),
-    MetricSpec(
-        "pinaudit_inventory_reload_success",
-        "1 when the last inventory (re)load succeeded, 0 when it failed and the previous "
-        "inventory is still in use.",
-        scope=Scope.PROCESS,
-        exporter_only=True,
-    ),
-    MetricSpec(
-        "pinaudit_inventory_reload_timestamp_seconds",
-        "When the inventory was last (re)loaded or a reload was attempted, Unix time.",
-        scope=Scope.PROCESS,
-        exporter_only=True,
-    ),
-)
-BY_NAME = {spec.name: spec for spec in SPECS}
-_ORDER = {spec.name: n for n, spec in enumerate(SPECS)}
-
-
-def own_label_names() -> frozenset[str]:
-    """Every label name pinaudit itself puts on a series."""
-    return frozenset({"endpoint", "address"} | {label for s in SPECS for label in s.labels})
-
+__all__ = [
+    "EndpointId",
+    "Exposition",
+    "Family",
+    "History",
+    "ReloadState",
+    "Retained",
+    "ScanRecord",
+    "endpoint_id",
+    "examined_certificates",
+    "job_exposition",
+    "process_exposition",
+    "scan_exposition",
+]
 
 # --- the result: families of samples -----------------------------------------
 
@@ -236,7 +90,7 @@ class Exposition:
         names = [f.name for f in families]
         if len(set(names)) != len(names):
             raise ValueError(f"families appear twice: {sorted(names)}")
-        return Exposition(tuple(sorted(families, key=lambda f: _ORDER.get(f.name, len(_ORDER)))))
+        return Exposition(tuple(sorted(families, key=lambda f: ORDER.get(f.name, len(ORDER)))))
 
     def samples(self) -> set[tuple[str, frozenset[tuple[str, str]], float]]:
         """(name, labels, value) of every sample: what tests compare."""

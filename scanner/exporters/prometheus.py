@@ -11,14 +11,10 @@ inside the event loop.
 from __future__ import annotations
 
 import gzip
-import re
 import time
 import urllib.error
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
-from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import (
@@ -30,19 +26,26 @@ from prometheus_client.exposition import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from scanner import __version__
-from scanner.errors import ConfigError, ExportError, PushError
+from scanner.errors import ExportError, PushError
 from scanner.exporters.files import write_atomic
-from scanner.exporters.metrics import Exposition, ScanRecord, job_exposition, own_label_names
-from scanner.inventory import RESERVED_LABELS
-from scanner.model import Endpoint
+from scanner.exporters.metrics import Exposition, ScanRecord, job_exposition
+from scanner.settings import JobExportSettings, PushSettings
 
-PUSH_USERNAME_ENV = "PINAUDIT_PUSH_USERNAME"
-PUSH_PASSWORD_ENV = "PINAUDIT_PUSH_PASSWORD"
-DEFAULT_PUSH_JOB = "pinaudit"
+__all__ = [
+    "PUSH_ATTEMPTS",
+    "PUSH_BACKOFF_SECONDS",
+    "PUSH_TIMEOUT_SECONDS",
+    "ExpositionCollector",
+    "push",
+    "registry_for",
+    "render_text",
+    "run_job_exports",
+    "write_textfile",
+]
+
 PUSH_ATTEMPTS = 3  # one push and two retries
 PUSH_BACKOFF_SECONDS = 0.5  # before the first retry, doubled after each
 PUSH_TIMEOUT_SECONDS = 10.0  # per attempt
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class ExpositionCollector:
@@ -131,67 +134,6 @@ def write_textfile(path: str, exposition: Exposition) -> None:
 # --- Pushgateway ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PushTarget:
-    url: str
-    job: str = DEFAULT_PUSH_JOB
-    grouping: tuple[tuple[str, str], ...] = ()
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    attempts: int = PUSH_ATTEMPTS
-    backoff: float = PUSH_BACKOFF_SECONDS
-    timeout: float = PUSH_TIMEOUT_SECONDS
-
-    def describe(self) -> str:
-        group = "".join(f"/{k}/{v}" for k, v in (("job", self.job), *self.grouping))
-        return f"{self.url}/metrics{group}"
-
-
-def parse_push_target(
-    url: str, job: str | None, grouping: Sequence[str], environ: Mapping[str, str]
-) -> PushTarget:
-    """Check ``--push-gateway``, ``--push-job`` and ``--grouping``, and take basic
-    auth credentials from the environment (never from the command line)."""
-    normalised = url if "://" in url else f"http://{url}"
-    parts = urlsplit(normalised)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--push-gateway {url!r}: expected http(s)://HOST[:PORT][/PATH]")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigError(
-            f"--push-gateway {url!r}: no query, fragment or credentials in the URL "
-            f"(set {PUSH_USERNAME_ENV} and {PUSH_PASSWORD_ENV} for basic auth)"
-        )
-    job = DEFAULT_PUSH_JOB if job is None else job
-    if not job:
-        raise ConfigError("--push-job must not be empty")
-    pairs: list[tuple[str, str]] = []
-    for item in grouping:
-        key, sep, value = item.partition("=")
-        if not sep or not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
-            raise ConfigError(f"--grouping {item!r}: expected KEY=VALUE with KEY a label name")
-        if key == "job":
-            raise ConfigError("--grouping job=…: the job is set with --push-job")
-        if key in own_label_names() | RESERVED_LABELS:
-            raise ConfigError(f"--grouping {key}=…: {key!r} is a label pinaudit sets itself")
-        if any(key == k for k, _ in pairs):
-            raise ConfigError(f"--grouping {key}=… given twice")
-        pairs.append((key, value))
-    username = environ.get(PUSH_USERNAME_ENV)
-    password = environ.get(PUSH_PASSWORD_ENV)
-    if (username is None) != (password is None):
-        raise ConfigError(
-            f"set both {PUSH_USERNAME_ENV} and {PUSH_PASSWORD_ENV} for Pushgateway basic auth, "
-            "or neither"
-        )
-    return PushTarget(
-        url=normalised.rstrip("/"),
-        job=job,
-        grouping=tuple(pairs),
-        username=username,
-        password=password,
-    )
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
@@ -213,10 +155,13 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def push(
-    target: PushTarget,
+    target: PushSettings,
     exposition: Exposition,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    attempts: int = PUSH_ATTEMPTS,
+    backoff: float = PUSH_BACKOFF_SECONDS,
+    timeout: float = PUSH_TIMEOUT_SECONDS,
 ) -> None:
     """PUT the exposition as the target's group, replacing every metric the
     group held (an endpoint removed from the inventory disappears). Retries
@@ -230,20 +175,20 @@ def push(
             url, method, timeout, headers, data, target.username, target.password
         )
 
-    pause = target.backoff
-    for attempt in range(1, target.attempts + 1):
+    pause = backoff
+    for attempt in range(1, attempts + 1):
         try:
             push_to_gateway(
                 target.url,
                 job=target.job,
                 registry=registry,
                 grouping_key=dict(target.grouping),
-                timeout=target.timeout,
+                timeout=timeout,
                 handler=handler,
             )
             return
         except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
-            if attempt == target.attempts or not _retryable(exc):
+            if attempt == attempts or not _retryable(exc):
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
                 raise PushError(
                     f"push to {target.describe()} failed{tries}: {_reason(exc)}"
@@ -255,75 +200,30 @@ def push(
 # --- the one-shot job exports of `scan` ---------------------------------------
 
 
-@dataclass(frozen=True)
-class JobExports:
-    """``--textfile`` and ``--push-gateway`` of one `scan` run."""
-
-    textfile: str | None = None
-    push: PushTarget | None = None
-
-    @property
-    def any(self) -> bool:
-        return self.textfile is not None or self.push is not None
-
-    @classmethod
-    def from_flags(
-        cls,
-        *,
-        textfile: str | None,
-        push_gateway: str | None,
-        push_job: str | None,
-        grouping: Sequence[str],
-        environ: Mapping[str, str],
-    ) -> JobExports:
-        """Validated before anything is scanned: a bad flag exits 2."""
-        if push_gateway is None and (push_job is not None or grouping):
-            raise ConfigError("--push-job and --grouping need --push-gateway")
-        if textfile is not None:
-            parent = Path(textfile).parent
-            if not parent.is_dir():
-                raise ConfigError(f"--textfile {textfile}: directory {parent} does not exist")
-        target = (
-            parse_push_target(push_gateway, push_job, grouping, environ)
-            if push_gateway is not None
-            else None
-        )
-        return cls(textfile=textfile, push=target)
-
-    def check_labels(self, endpoints: Sequence[Endpoint]) -> None:
-        """A grouping label that an inventory label also names would clash in
-        the Pushgateway (it refuses such pushes)."""
-        if self.push is None:
-            return
-        inventory_keys = {key for ep in endpoints for key, _ in ep.labels}
-        for key, _ in self.push.grouping:
-            if key in inventory_keys:
-                raise ConfigError(f"--grouping {key}=…: {key!r} is also an inventory label")
-
-    def run(
-        self,
-        scan: ScanRecord,
-        stderr: TextIO,
-        *,
-        prog: str = "scan",
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> bool:
-        """Export a complete scan; report each failure on one line. True when all
-        succeeded."""
-        if not self.any:
-            return True
-        exposition = job_exposition(scan, __version__)
-        ok = True
-        if self.textfile is not None:
-            try:
-                write_textfile(self.textfile, exposition)
-            except ExportError as exc:
-                stderr.write(f"{prog}: error: --textfile {exc}\n")
-                ok = False
-        if self.push is not None:
-            try:
-                push(self.push, exposition, sleep=sleep)
-            except ExportError as exc:
-                stderr.write(f"{prog}: error: {exc}\n")
-                ok = False
-        return ok
+def run_job_exports(
+    exports: JobExportSettings,
+    scan: ScanRecord,
+    stderr: TextIO,
+    *,
+    prog: str = "scan",
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Export a complete scan (textfile, Pushgateway); report each failure on
+    one line. True when all succeeded."""
+    if not exports:
+        return True
+    exposition = job_exposition(scan, __version__)
+    ok = True
+    if exports.textfile is not None:
+        try:
+            write_textfile(exports.textfile, exposition)
+        except ExportError as exc:
+            stderr.write(f"{prog}: error: --textfile {exc}\n")
+            ok = False
+    if exports.push is not None:
+        try:
+            push(exports.push, exposition, sleep=sleep)
+        except ExportError as exc:
+            stderr.write(f"{prog}: error: {exc}\n")
+            ok = False
+    return ok

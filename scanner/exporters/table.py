@@ -15,6 +15,8 @@ from rich.text import Text
 from scanner.model import Severity
 from scanner.results import EndpointResult, ResultStatus
 
+__all__ = ["FILE_WIDTH", "make_console", "render", "rotation_text", "summary_text"]
+
 _STYLE = {
     Severity.CRITICAL: "bold red",
     Severity.WARNING: "yellow",

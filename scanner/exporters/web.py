@@ -45,6 +45,16 @@ from scanner import __version__
 from scanner.errors import ConfigError, WebConfigError
 from scanner.exporters.prometheus import ExpositionCollector, registry_for
 
+__all__ = [
+    "CONNECTION_TIMEOUT_SECONDS",
+    "BasicAuth",
+    "MetricsServer",
+    "TlsFiles",
+    "WebConfig",
+    "load_web_config",
+    "log",
+]
+
 CONNECTION_TIMEOUT_SECONDS = 30.0  # TLS handshake, then each read of a request
 _WEB_KEYS = ("tls_server_config", "basic_auth_users")
 _TLS_KEYS = ("cert_file", "key_file")
@@ -299,7 +309,7 @@ class MetricsServer:
             self._server = server_class((host, port), handler)
         except OSError as exc:
             raise ConfigError(
-                f"--serve {_join(host, port)}: cannot listen: {exc.strerror or exc}"
+                f"cannot listen on {_join(host, port)}: {exc.strerror or exc}"
             ) from None
         self._server.tls = web.ssl_context() if web is not None else None
         self._server.auth = BasicAuth(web.users) if web is not None and web.users else None
@@ -334,18 +344,3 @@ class MetricsServer:
 
 def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``--serve HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (every IPv4 address)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ConfigError(f"--serve {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9918 or :9918")
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--serve {text!r}: port must be 0..65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"--serve {text!r}: write an IPv6 address in brackets, e.g. [::1]:9918")
-    return host, port

@@ -43,6 +43,44 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from scanner.fleet.pki import Issued, _der
 
+__all__ = [
+    "ALERT",
+    "BLACKHOLE_FILLERS",
+    "CERTIFICATE",
+    "CLIENT_HELLO",
+    "CLIENT_HELLO_MAX",
+    "ENDLESS_MAX_BYTES",
+    "ENDLESS_PAUSE",
+    "FATAL",
+    "GARBAGE_DER",
+    "HANDSHAKE",
+    "HANDSHAKE_FAILURE",
+    "HELLO_REQUEST",
+    "MAX_RECORD",
+    "READ_SECONDS",
+    "SERVER_HELLO",
+    "TLS12",
+    "ClientHello",
+    "alert",
+    "alert_handshake_failure",
+    "blackhole",
+    "certificate_message",
+    "duplicate_basic_constraints",
+    "endless",
+    "garbage_certificate",
+    "handshake_message",
+    "midclose",
+    "parse_client_hello",
+    "read_client_hello",
+    "record",
+    "sample_certificate",
+    "san_with_trailing_byte",
+    "server_hello",
+    "truncated_certificate",
+    "with_duplicate_extension",
+    "with_negative_serial",
+]
+
 # Record content types and handshake message types (RFC 5246 §6.2.1, §7.4).
 HANDSHAKE = 22
 ALERT = 21

@@ -23,6 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from scanner.model import HashAlg, Pin
 from scanner.pins import pin_of_certificate
 
+__all__ = ["PKI", "Issued", "PrivateKey", "StandardChain", "make_key", "standard_chain"]
+
 PrivateKey: TypeAlias = Union[  # noqa: UP007 - a runtime alias must work on Python 3.10
     rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey
 ]

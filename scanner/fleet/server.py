@@ -44,6 +44,30 @@ import trio
 from scanner.fleet import faults
 from scanner.fleet.pki import Issued
 
+__all__ = [
+    "CONNECTION_LIFETIME_SECONDS",
+    "HANDSHAKE_SECONDS",
+    "HTTP_200",
+    "HTTP_400",
+    "LISTEN_BACKLOG",
+    "MAX_READS",
+    "READY_TIMEOUT_SECONDS",
+    "READ_SECONDS",
+    "TARPIT_HEADER",
+    "TARPIT_MAX_BYTES",
+    "Behaviour",
+    "Credential",
+    "FleetProcess",
+    "Handler",
+    "Site",
+    "TlsConfig",
+    "load_config",
+    "main",
+    "raise_nofile_limit",
+    "serve_sites",
+    "write_config",
+]
+
 # Every connection is bounded: no simulated server holds a client forever.
 CONNECTION_LIFETIME_SECONDS = 120.0
 HANDSHAKE_SECONDS = 10.0

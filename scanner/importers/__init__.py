@@ -26,8 +26,7 @@ from scanner.importers.apple import parse_ats_plist, parse_trustkit_plist
 from scanner.importers.chromium import parse_chromium
 from scanner.importers.hpkp import parse_hpkp_headers
 from scanner.importers.okhttp import parse_okhttp
-from scanner.model import Location
-from scanner.policy import ClientPolicy
+from scanner.model import ClientPolicy, Location
 
 KINDS = ("android", "okhttp", "trustkit", "trustkit-android", "ios", "hpkp", "chromium")
 

@@ -9,12 +9,23 @@ import re
 from dataclasses import dataclass, field
 
 from scanner.errors import ClientConfigError
-from scanner.model import HashAlg, Location, Pin
-from scanner.policy import ConfigProblem
+from scanner.model import ConfigProblem, HashAlg, Location, Pin
+from scanner.pins import unpadded_base64
+
+__all__ = [
+    "MAX_BYTES",
+    "Collector",
+    "android_base64",
+    "canonical_base64",
+    "decode_text",
+    "line_column",
+    "sha256_pin",
+    "stem_name",
+    "strict_base64",
+]
 
 MAX_BYTES = 8 * 1024 * 1024
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*")
-_URLSAFE_OR_STANDARD = re.compile(r"[A-Za-z0-9+/_-]*")
 
 
 @dataclass
@@ -50,26 +61,6 @@ def decode_text(data: bytes, name: str) -> str:
         ) from None
 
 
-def _b64(body: str) -> bytes | None:
-    body = body.rstrip("=")
-    if len(body) % 4 == 1:
-        return None
-    try:
-        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def okio_base64(text: str) -> bytes | None:
-    """okio's lenient decoder (OkHttp): both alphabets, whitespace skipped,
-    padding optional; None when it would return null."""
-    body = "".join(c for c in text if c not in "\n\r \t")
-    stripped = body.rstrip("=")
-    if not _URLSAFE_OR_STANDARD.fullmatch(stripped):
-        return None
-    return _b64(stripped.replace("-", "+").replace("_", "/"))
-
-
 def android_base64(text: str) -> bytes | None:
     """android.util.Base64.decode(s, DEFAULT): standard alphabet, whitespace
     skipped, padding optional."""
@@ -77,7 +68,7 @@ def android_base64(text: str) -> bytes | None:
     stripped = body.rstrip("=")
     if not _STANDARD.fullmatch(stripped) or len(body) - len(stripped) > 2:
         return None
-    return _b64(stripped)
+    return unpadded_base64(stripped)
 
 
 def strict_base64(text: str) -> bytes | None:

@@ -16,8 +16,9 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from scanner.errors import ClientConfigError
-from scanner.model import Location
-from scanner.policy import ConfigProblem
+from scanner.model import ConfigProblem, Location
+
+__all__ = ["MAX_BYTES", "Element", "parse_xml"]
 
 MAX_BYTES = 8 * 1024 * 1024
 

@@ -14,8 +14,9 @@ from datetime import date
 
 from scanner.importers._common import Collector, android_base64, sha256_pin, stem_name
 from scanner.importers._xml import Element, parse_xml
-from scanner.model import Location, Pin
-from scanner.policy import Client, ClientPolicy, HostMode, Platform, PolicyRule
+from scanner.model import Client, ClientPolicy, HostMode, Location, Pin, Platform, PolicyRule
+
+__all__ = ["parse_network_security_config", "parse_trustkit_android"]
 
 _ROOT = "network-security-config"
 _DATE = re.compile(r"([0-9]+)-([0-9]+)-([0-9]+)")

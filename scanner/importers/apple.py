@@ -9,19 +9,24 @@ identity is a problem of that rule only (the host can never connect).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import date
-from functools import lru_cache
-from typing import TYPE_CHECKING
 
+from scanner.hostnames import is_public_suffix, public_suffix
 from scanner.importers._common import Collector, sha256_pin, stem_name, strict_base64
 from scanner.importers.plist import PathKey, Plist, load_plist
-from scanner.model import Location, Pin
-from scanner.policy import Client, ClientPolicy, ConfigProblem, HostMode, Platform, PolicyRule
+from scanner.model import (
+    Client,
+    ClientPolicy,
+    ConfigProblem,
+    HostMode,
+    Location,
+    Pin,
+    Platform,
+    PolicyRule,
+)
 
-if TYPE_CHECKING:
-    from publicsuffixlist import PublicSuffixList
+__all__ = ["EXCLUDE_KEY", "parse_ats_plist", "parse_trustkit_plist"]
 
 EXCLUDE_KEY = "kSKExcludeSubdomainFromParentPolicy"  # sic: TrustKit 3.0.0's literal string
 _DOCUMENTED_EXCLUDE_KEY = "TSKExcludeSubdomainFromParentPolicy"
@@ -37,28 +42,6 @@ _DOMAIN_KEYS = {
 }
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
-
-
-@lru_cache(maxsize=1)
-def _psl() -> PublicSuffixList:
-    from publicsuffixlist import PublicSuffixList
-
-    return PublicSuffixList()
-
-
-def public_suffix(host: str) -> str | None:
-    """The registry suffix of `host` from the public-suffix list; None when unknown."""
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
-    suffix: str | None = _psl().publicsuffix(host.lower().rstrip("."), accept_unknown=False)
-    return suffix
-
-
-def is_public_suffix(host: str) -> bool:
-    return public_suffix(host) == host.lower().rstrip(".")
 
 
 class _TrustKit:

@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives.serialization import (
 
 from scanner.errors import PinError
 from scanner.importers._common import Collector, decode_text, stem_name
-from scanner.model import Location, Pin
+from scanner.model import Client, ClientPolicy, HostMode, Location, Pin, PolicyRule
 from scanner.pins import parse_pin, pin_of_certificate, pins_of_spki
-from scanner.policy import Client, ClientPolicy, HostMode, PolicyRule
+
+__all__ = ["parse_chromium", "parse_pins_file", "strip_comments"]
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----", re.DOTALL)

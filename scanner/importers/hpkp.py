@@ -18,8 +18,18 @@ from __future__ import annotations
 import re
 
 from scanner.importers._common import Collector, decode_text, stem_name, strict_base64
-from scanner.model import HashAlg, Location, Pin
-from scanner.policy import Client, ClientPolicy, ConfigProblem, HostMode, PolicyRule
+from scanner.model import (
+    Client,
+    ClientPolicy,
+    ConfigProblem,
+    HashAlg,
+    HostMode,
+    Location,
+    Pin,
+    PolicyRule,
+)
+
+__all__ = ["MAX_AGE_CAP", "PKP", "PKP_RO", "HeaderError", "parse_header", "parse_hpkp_headers"]
 
 MAX_AGE_CAP = 86400 * 60  # Chromium's kMaxHPKPAgeSecs (RFC 7469 §4.1)
 PKP = "public-key-pins"

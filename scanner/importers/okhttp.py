@@ -17,69 +17,26 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from scanner.hostnames import PatternError, parse_okhttp_pattern
 from scanner.importers._common import (
     Collector,
     canonical_base64,
     decode_text,
     line_column,
-    okio_base64,
     stem_name,
 )
-from scanner.model import HashAlg, Location, Pin
-from scanner.policy import Client, ClientPolicy, HostMode, PolicyRule
+from scanner.model import Client, ClientPolicy, HashAlg, Location, Pin, PolicyRule
+from scanner.pins import okio_base64
+
+__all__ = [
+    "SOURCE_SUFFIXES",
+    "parse_okhttp",
+    "parse_okhttp_list",
+    "parse_okhttp_pin",
+    "parse_okhttp_source",
+]
 
 SOURCE_SUFFIXES = (".kt", ".kts", ".java")
-_BANNED = set(" #%/:?@[\\]") | {chr(c) for c in range(0x20)} | {"\x7f"}
-
-
-class PatternError(ValueError):
-    """A pattern OkHttp refuses (``Unexpected pattern`` / ``Invalid pattern``)."""
-
-
-def canonical_host(text: str) -> str | None:
-    """OkHttp's ``toCanonicalHost``: lower-case, IDNA (UTS #46), the label
-    rules; a trailing dot is kept. None when OkHttp refuses the name."""
-    import ipaddress
-
-    if not text:
-        return None
-    if ":" in text:  # an IPv6 literal, bracketed or not
-        inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-        try:
-            return str(ipaddress.IPv6Address(inner))
-        except ValueError:
-            return None
-    if text.isascii():
-        host = text.lower()
-    else:
-        import idna
-
-        try:
-            host = idna.encode(text, uts46=True).decode("ascii")
-        except idna.IDNAError:
-            return None
-    if any(c in _BANNED for c in host):
-        return None
-    body = host[:-1] if host.endswith(".") else host
-    if not 1 <= len(body) <= 253 or any(not 1 <= len(label) <= 63 for label in body.split(".")):
-        return None
-    return host
-
-
-def parse_pattern(pattern: str) -> tuple[str, HostMode]:
-    """(canonical host, mode) of an OkHttp pattern; raises PatternError."""
-    if pattern.startswith("**."):
-        mode, rest = HostMode.ANY_DEPTH, pattern[3:]
-    elif pattern.startswith("*."):
-        mode, rest = HostMode.ONE_LABEL, pattern[2:]
-    else:
-        mode, rest = HostMode.EXACT, pattern
-    if "*" in rest:
-        raise PatternError(f"Unexpected pattern: {pattern}")
-    host = canonical_host(rest)
-    if host is None:
-        raise PatternError(f"Invalid pattern: {pattern}")
-    return host, mode
 
 
 @dataclass(frozen=True)
@@ -119,7 +76,7 @@ class _Entries:
             )
             return
         try:
-            host, mode = parse_pattern(pattern.value)
+            host, mode = parse_okhttp_pattern(pattern.value)
         except PatternError as exc:
             self.out.problem(pattern.location, str(exc))
             return

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
 from scanner.importers._xml import Element, parse_xml
-from scanner.model import Location
-from scanner.policy import ConfigProblem
+from scanner.model import ConfigProblem, Location
+
+__all__ = ["PathKey", "Plist", "load_plist"]
 
 PathKey = tuple[object, ...]
 

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from scanner.model import Location, Pin
+from scanner.model.base import Location, Pin
+
+__all__ = [
+    "Client",
+    "ClientPolicy",
+    "ClientVerdict",
+    "ConfigProblem",
+    "HostMode",
+    "PathVerdict",
+    "Platform",
+    "PolicyRule",
+    "Verdict",
+]
 
 
 class Client(str, enum.Enum):

@@ -1,7 +1,7 @@
 """Client pin-sets in an inventory: read from a client's own file (``from:``) or
 from a copy written in YAML (``client:`` + ``rules:``, what ``pinaudit
-import`` prints), and the copy written back. Pure apart from reading the
-client files the inventory names.
+import`` prints). Pure apart from reading the client files the inventory
+names (through the importers).
 
 Both forms give the same :class:`ClientPolicy`. What the client itself would
 reject in its file is not an inventory problem (the inventory is fine: the
@@ -13,23 +13,27 @@ hostile, not the kind named) is an inventory problem.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from collections.abc import Sequence
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from scanner.errors import ClientConfigError
+from scanner.hostnames import PatternError, parse_okhttp_pattern
 from scanner.importers import KINDS, read_policy
-from scanner.importers.okhttp import PatternError, parse_pattern
-from scanner.model import Location, Pin
-from scanner.policy import Client, ClientPolicy, ConfigProblem, HostMode, Platform, PolicyRule
+from scanner.inventory.reader import Entry, NodeReader
+from scanner.model import (
+    Client,
+    ClientPolicy,
+    ConfigProblem,
+    HostMode,
+    Location,
+    Pin,
+    Platform,
+    PolicyRule,
+)
 
-if TYPE_CHECKING:
-    from scanner.inventory import _Entry, _Source
+__all__ = ["CLIENT_PINSET_KEYS", "RULE_KEYS", "is_client_pinset_node", "read_client_pinset"]
 
 CLIENT_PINSET_KEYS = (
     "from",
@@ -60,7 +64,6 @@ RULE_KEYS = (
     "label",
     "errors",
 )
-AUTO = "auto"  # `pinset: auto`: every client pin-set whose rules concern the endpoint
 _FROM_KEYS = (*KINDS, "pins")
 _PROBLEM = re.compile(r"^(.+):([0-9]+):([0-9]+): (.*)$", re.DOTALL)
 
@@ -73,7 +76,7 @@ def is_client_pinset_node(node: Node) -> bool:
     return "from" in keys or "client" in keys
 
 
-def read_client_pinset(source: _Source, entry: _Entry, path: str) -> ClientPolicy | None:
+def read_client_pinset(source: NodeReader, entry: Entry, path: str) -> ClientPolicy | None:
     """A ``from:`` or ``client:`` pin-set; None after reporting a problem."""
     entries = source.mapping(entry.value, path)
     if entries is None:
@@ -87,7 +90,7 @@ def read_client_pinset(source: _Source, entry: _Entry, path: str) -> ClientPolic
     return _from_copy(source, fields, path, entry, entry.key)
 
 
-def _from_file(source: _Source, node: Node, path: str, name: str) -> ClientPolicy | None:
+def _from_file(source: NodeReader, node: Node, path: str, name: str) -> ClientPolicy | None:
     entries = source.mapping(node, path)
     if entries is None:
         return None
@@ -97,12 +100,12 @@ def _from_file(source: _Source, node: Node, path: str, name: str) -> ClientPolic
         source.report(node, path, f"name exactly one kind of file: {', '.join(KINDS)}")
         return None
     kind = kinds[0]
-    files = [_file(source, fields[kind], f"{path}.{kind}")]
+    files = [source.file(fields[kind], f"{path}.{kind}")]
     if "pins" in fields:
         if kind != "chromium":
             source.report(fields["pins"], f"{path}.pins", "pins: is for the chromium kind only")
             return None
-        files.append(_file(source, fields["pins"], f"{path}.pins"))
+        files.append(source.file(fields["pins"], f"{path}.pins"))
     if any(f is None for f in files):
         return None
     (absolute, display), *rest = [f for f in files if f is not None]
@@ -117,23 +120,11 @@ def _from_file(source: _Source, node: Node, path: str, name: str) -> ClientPolic
             pins_display=pins_display,
         )
     except ClientConfigError as exc:
-        source.run.add(exc.location, path, exc.message)
+        source.sink(exc.location, path, exc.message)
         return None
 
 
-def _file(source: _Source, node: Node, path: str) -> tuple[str, str] | None:
-    """(absolute path, path as shown) of a file relative to the inventory file."""
-    text = source.string(node, path)
-    if text is None:
-        return None
-    absolute = os.path.normpath(os.path.join(source.directory, text))
-    if not text.strip() or not os.path.isfile(absolute):
-        source.report(node, path, f"file {text!r} not found (looked for {absolute})")
-        return None
-    return absolute, os.path.normpath(os.path.join(source.ref.display_dir, text))
-
-
-def _problems(source: _Source, node: Node, path: str) -> tuple[ConfigProblem, ...]:
+def _problems(source: NodeReader, node: Node, path: str) -> tuple[ConfigProblem, ...]:
     """``errors: ["file:line:col: message", ...]`` back to problems."""
     found: list[ConfigProblem] = []
     for index, item in enumerate(source.sequence(node, path) or ()):
@@ -149,7 +140,7 @@ def _problems(source: _Source, node: Node, path: str) -> tuple[ConfigProblem, ..
     return tuple(found)
 
 
-def _strings(source: _Source, node: Node, path: str) -> tuple[str, ...]:
+def _strings(source: NodeReader, node: Node, path: str) -> tuple[str, ...]:
     found: list[str] = []
     for index, item in enumerate(source.sequence(node, path) or ()):
         text = source.string(item, f"{path}[{index}]")
@@ -158,7 +149,7 @@ def _strings(source: _Source, node: Node, path: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _timestamp(source: _Source, node: Node, path: str) -> datetime | None:
+def _timestamp(source: NodeReader, node: Node, path: str) -> datetime | None:
     text = source.string(node, path)
     if text is None:
         return None
@@ -173,7 +164,7 @@ def _timestamp(source: _Source, node: Node, path: str) -> datetime | None:
 
 
 def _from_copy(
-    source: _Source, fields: dict[str, Node], path: str, entry: _Entry, name: str
+    source: NodeReader, fields: dict[str, Node], path: str, entry: Entry, name: str
 ) -> ClientPolicy | None:
     client_node = fields.get("client")
     if client_node is None:
@@ -228,7 +219,7 @@ def _from_copy(
     )
 
 
-def _rule(source: _Source, node: Node, path: str, client: Client) -> PolicyRule | None:
+def _rule(source: NodeReader, node: Node, path: str, client: Client) -> PolicyRule | None:
     entries = source.mapping(node, path)
     if entries is None:
         return None
@@ -258,7 +249,7 @@ def _rule(source: _Source, node: Node, path: str, client: Client) -> PolicyRule 
     mode = HostMode.EXACT
     if client is Client.OKHTTP:
         try:
-            host, mode = parse_pattern(host)
+            host, mode = parse_okhttp_pattern(host)
         except PatternError as exc:
             source.report(fields["host"], f"{path}.host", str(exc))
             return None
@@ -297,124 +288,3 @@ def _rule(source: _Source, node: Node, path: str, client: Client) -> PolicyRule 
         else (),
         location=source.at(node),
     )
-
-
-# --- the copy, written back (`pinaudit import`) ------------------------------------
-
-
-def _q(text: str) -> str:
-    """A YAML scalar: JSON-quoted (a subset of YAML), so nothing is misread."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _list(items: Sequence[str]) -> str:
-    return "[" + ", ".join(_q(i) for i in items) + "]"
-
-
-def _rule_lines(rule: PolicyRule, client: Client) -> list[str]:
-    host = rule.pattern if client is Client.OKHTTP else rule.host
-    lines = [f"      - host: {_q(host)}"]
-
-    def add(key: str, value: str) -> None:
-        lines.append(f"        {key}: {value}")
-
-    if client is not Client.OKHTTP and rule.include_subdomains:
-        add("include_subdomains", "true")
-    if rule.excluded:
-        add("excluded", "true")
-    if not rule.has_pinset and not rule.excluded:
-        add("pinset", "false")
-
-    def pin_list(key: str, pins: Sequence[Pin]) -> None:
-        if not pins:
-            add(key, "[]")
-            return
-        add(key, "")
-        lines[-1] = lines[-1].rstrip()
-        lines.extend(f"          - {_q(str(p))}" for p in pins)
-
-    if rule.has_pinset and not rule.excluded:
-        pin_list("pins", rule.pins)
-    for key, values in (("leaf_pins", rule.leaf_pins), ("bad_pins", rule.bad_pins)):
-        if values:
-            pin_list(key, values)
-    if rule.dead_pins:
-        add("dead_pins", _list(rule.dead_pins))
-    if rule.expires is not None:
-        add("expires", rule.expires.isoformat())
-    if not rule.enforce:
-        add("enforce", "false")
-    if rule.report_only:
-        add("report_only", "true")
-    if rule.max_age is not None:
-        add("max_age", str(rule.max_age))
-    for key, strings in (
-        ("override_pins", rule.override_pins),
-        ("trust_sources", rule.trust_sources),
-        ("report_uris", rule.report_uris),
-    ):
-        if strings:
-            add(key, _list(strings))
-    if rule.label is not None and rule.label != host:
-        add("label", _q(rule.label))
-    if rule.problems:
-        add("errors", _list([str(p) for p in rule.problems]))
-    return lines
-
-
-def copy_lines(policy: ClientPolicy) -> list[str]:
-    """The pin-set as YAML lines (indented for ``pinsets:``)."""
-    lines = [f"  {policy.name}:", f"    client: {policy.client.value}"]
-    if policy.platform is not None:
-        lines.append(f"    platform: {policy.platform.value}")
-    if not policy.ignore_user_anchors:
-        lines.append("    ignore_user_anchors: false")
-    if policy.list_timestamp is not None:
-        stamp = policy.list_timestamp.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        lines.append(f"    list_timestamp: {_q(stamp)}")
-    if policy.debug_overrides:
-        lines.append(f"    debug_overrides: {_list(policy.debug_overrides)}")
-    if policy.problems:
-        lines.append("    errors:")
-        lines += [f"      - {_q(str(p))}" for p in policy.problems]
-    if policy.rules:
-        lines.append("    rules:")
-        for rule in policy.rules:
-            lines += _rule_lines(rule, policy.client)
-    else:
-        lines.append("    rules: []")
-    return lines
-
-
-def endpoint_hosts(policy: ClientPolicy) -> list[str]:
-    """One host per rule that names a concrete host the rule pins (not ``*.``)."""
-    hosts: dict[str, None] = {}
-    for rule in policy.rules:
-        if rule.mode is HostMode.ONE_LABEL or rule.excluded or rule.report_only:
-            continue
-        host = rule.host.rstrip(".")
-        if host and "*" not in host:
-            hosts.setdefault(host)
-    return list(hosts)
-
-
-def inventory_text(policy: ClientPolicy, *, command: str) -> str:
-    """A whole inventory: the pin-set copied, and an endpoint per exact host."""
-    lines = [
-        f"# {command}",
-        f"# written by pinaudit from {policy.source}: the pins, host rules and expiry",
-        f"# of that {policy.client.value} configuration, judged as {policy.client.value} does.",
-        "version: 1",
-        "pinsets:",
-        *copy_lines(policy),
-    ]
-    for note in policy.notes:
-        lines.insert(3, f"# note: {note}".replace("\n", " "))
-    hosts = endpoint_hosts(policy)
-    if hosts:
-        lines.append("endpoints:")
-        for host in hosts:
-            lines += [f"  - host: {_q(host)}", f"    pinset: {_q(policy.name)}"]
-    else:
-        lines.append("endpoints: []")
-    return "\n".join(lines) + "\n"

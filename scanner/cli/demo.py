@@ -1,4 +1,4 @@
-"""`pinaudit demo` and `pinaudit fleet serve`: the simulated fleet for people.
+"""``pinaudit demo`` and ``pinaudit fleet serve``: the simulated fleet for people.
 
 The demo starts the fleet in a child process, writes its inventory, scans it
 with the real `scan` pipeline and shows the report; then it checks every
@@ -7,6 +7,7 @@ endpoint got the verdict its scenario promises. No internet is needed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import tempfile
@@ -16,10 +17,73 @@ from typing import TextIO
 
 import trio
 
+from scanner.cli.args import Parser, Streams, Subparsers, UsageError
+from scanner.cli.scan import run_scan_command
 from scanner.fleet.scenarios import Fleet, build_fleet
 from scanner.fleet.server import FleetProcess, serve_sites, write_config
-from scanner.scan import ScanRequest, run_scan_command
+from scanner.settings import FailOn, ReportSettings, ScanSettings
 from scanner.status import ExitStatus
+
+__all__ = ["add_parser", "run_demo", "run_fleet_serve"]
+
+
+def add_parser(sub: Subparsers[Parser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="serve the simulated fleet, scan it and show the report (no internet needed)",
+        description="Start the simulated fleet in a child process on 127.1.x.y, write its "
+        "inventory, scan it and show the report; then check every endpoint got the verdict "
+        "its scenario promises.",
+    )
+    p.add_argument(
+        "--dir", metavar="DIR", help="where to write inventory and report (default: a new temp dir)"
+    )
+    p.add_argument("--count", type=int, metavar="N", help="endpoints (default: one per scenario)")
+    p.set_defaults(func=_demo)
+    fleet = sub.add_parser("fleet", help="the simulated fleet")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", parser_class=Parser)
+    serve = fleet_sub.add_parser(
+        "serve",
+        help="serve the simulated fleet in the foreground and write its inventory",
+        description="Serve every scenario of the simulated fleet on loopback addresses "
+        "127.BASE.x.y until Ctrl-C, and write inventory.yaml and trust.pem to DIR, e.g. to "
+        "test alerting end to end.",
+    )
+    serve.add_argument("--dir", required=True, metavar="DIR", help="where to write inventory.yaml")
+    serve.add_argument(
+        "--count", type=int, metavar="N", help="endpoints (default: one per scenario)"
+    )
+    serve.add_argument(
+        "--base", type=int, default=1, metavar="B", help="address block 127.B.x.y (default 1)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="listen port (default: a free port per listener)",
+    )
+    serve.set_defaults(func=_fleet_serve)
+
+
+def _count(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 62_500:
+        raise UsageError("--count must be 1..62500 (250 addresses in each of 250 blocks)")
+    return value
+
+
+def _demo(args: argparse.Namespace, streams: Streams) -> ExitStatus:
+    return run_demo(args.dir, _count(args.count), streams)
+
+
+def _fleet_serve(args: argparse.Namespace, streams: Streams) -> ExitStatus:
+    if args.fleet_command is None:
+        raise UsageError("fleet: name an action: serve")
+    if not 1 <= args.base <= 254:
+        raise UsageError("--base must be 1..254")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be 0..65535")
+    return run_fleet_serve(args.dir, _count(args.count), args.base, args.port, streams.stdout)
 
 
 def _mismatches(fleet: Fleet, report: dict[str, object]) -> list[str]:
@@ -38,9 +102,8 @@ def _mismatches(fleet: Fleet, report: dict[str, object]) -> list[str]:
     return problems
 
 
-def run_demo(
-    directory: str | None, count: int | None, stdout: TextIO, stderr: TextIO
-) -> ExitStatus:
+def run_demo(directory: str | None, count: int | None, streams: Streams) -> ExitStatus:
+    stdout, stderr = streams.stdout, streams.stderr
     now = datetime.now(timezone.utc)
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="pinaudit-demo-"))
     fleet = build_fleet(now, count)
@@ -54,8 +117,12 @@ def run_demo(
         stdout.write(f"pinaudit demo: inventory {inventory}\n\n")
         stdout.flush()
         report_path = base / "report.json"
-        request = ScanRequest(inventory=str(inventory), fail_on="never", json_copy=str(report_path))
-        table = run_scan_command(request, stdout, stderr)
+        settings = ScanSettings(
+            inventory=str(inventory),
+            fail_on=FailOn.NEVER,
+            report=ReportSettings(json_copy=str(report_path)),
+        )
+        table = run_scan_command(settings, streams)
     report = json.loads(report_path.read_text())
     problems = _mismatches(fleet, report)
     stdout.write(f"\npinaudit demo: JSON report written to {report_path}\n")

@@ -1,0 +1,169 @@
+"""A client failure as the client itself shows it (pinning-semantics §1.4,
+§3.4; RFC 7469 §3). Pure.
+
+OkHttp's ``Certificate pinning failure!`` message, TrustKit-Android's, and
+the JSON bodies TrustKit and HPKP clients POST to their report URIs: what an
+app developer will find in a crash log or a report collector, so that a
+finding can be matched with what users see.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from scanner.clients.judge import FAILS, Path, utc_text
+from scanner.model import ChainReport, Client, ClientVerdict, Pin, Platform, Verdict
+from scanner.pins import okio_base64
+
+__all__ = [
+    "HPKP_MAX_AGE_CAP",
+    "TRUSTKIT_VERSION",
+    "failure_formats",
+    "hpkp_report",
+    "okhttp_failure_message",
+    "trustkit_android_failure_message",
+    "trustkit_report",
+]
+
+HPKP_MAX_AGE_CAP = 86400 * 60  # Chromium's kMaxHPKPAgeSecs
+TRUSTKIT_VERSION = "3.0.0"
+
+
+def okhttp_failure_message(verdict: ClientVerdict, path: Path) -> str:
+    """OkHttp's ``SSLPeerUnverifiedException`` message, as the app would log it."""
+    lines = ["Certificate pinning failure!", "  Peer certificate chain:"]
+    lines += [f"    {c.spki_sha256}: {c.subject}" for c in path]
+    lines.append(f"  Pinned certificates for {verdict.host}:")
+    lines += [f"    {p}" for p in verdict.pins]
+    for dead in verdict.dead_pins:
+        alg, _, body = dead.partition("/")
+        raw = okio_base64(body) or b""
+        lines.append(f"    {alg}/{base64.b64encode(raw).decode('ascii')}")
+    return "\n".join(lines)
+
+
+def trustkit_android_failure_message(verdict: ClientVerdict, path: Path) -> str:
+    """TrustKit-Android's pin failure message."""
+    pins = " ".join(p.b64 for p in verdict.pins)
+    chain = "\n".join(f"    {c.spki_sha256.b64} - {c.subject}" for c in path)
+    return (
+        f"Pin verification failed\n  Configured pins: {pins}\n  Peer certificate chain: \n{chain}"
+    )
+
+
+def _pem(der: bytes) -> str:
+    body = base64.b64encode(der).decode("ascii")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def _known_pins(pins: Iterable[Pin]) -> list[str]:
+    return [f'pin-{p.alg.value}="{p.b64}"' for p in pins]
+
+
+def trustkit_report(
+    verdict: ClientVerdict,
+    path_der: Sequence[bytes],
+    served_der: Sequence[bytes],
+    *,
+    port: int,
+    now: datetime,
+    platform: Platform | None,
+    result: int = 1,
+) -> dict[str, Any]:
+    """The JSON body TrustKit would POST to its report URIs (``TSKPinFailureReport``)."""
+    rule = verdict.rules[0] if verdict.rules else None
+    android = platform is Platform.ANDROID
+    body: dict[str, Any] = {
+        "app-bundle-id": verdict.policy,
+        "app-version": "",
+        "app-platform": "ANDROID"
+        if android
+        else ("MACOS" if platform is Platform.MACOS else "IOS"),
+        "app-platform-version": "",
+        "app-vendor-id": "",
+        "trustkit-version": TRUSTKIT_VERSION,
+        "date-time": utc_text(now),
+        "hostname": verdict.host,
+        "port": port,
+        "noted-hostname": rule.host if rule else verdict.host,
+        "include-subdomains": bool(rule and rule.include_subdomains),
+        "enforce-pinning": bool(rule and rule.enforce),
+        "validated-certificate-chain": [_pem(d) for d in path_der],
+        "known-pins": _known_pins(verdict.pins),
+        "validation-result": result,
+    }
+    if android:
+        body["served-certificate-chain"] = [_pem(d) for d in served_der]
+    else:
+        expires = rule.expires if rule else None
+        body["known-pins-expiration-date"] = expires.isoformat() if expires else None
+    return body
+
+
+def hpkp_report(
+    verdict: ClientVerdict,
+    path_der: Sequence[bytes],
+    served_der: Sequence[bytes],
+    *,
+    port: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The RFC 7469 §3 violation report a browser would POST to report-uri."""
+    rule = verdict.rules[0] if verdict.rules else None
+    max_age = min(rule.max_age or 0, HPKP_MAX_AGE_CAP) if rule else 0
+    return {
+        "date-time": utc_text(now),
+        "hostname": verdict.host,
+        "port": port,
+        "effective-expiration-date": utc_text(now + timedelta(seconds=max_age)),
+        "include-subdomains": bool(rule and rule.include_subdomains),
+        "noted-hostname": rule.host if rule else verdict.host,
+        "served-certificate-chain": [_pem(d) for d in served_der],
+        "validated-certificate-chain": [_pem(d) for d in path_der],
+        "known-pins": _known_pins(verdict.pins),
+    }
+
+
+def failure_formats(
+    verdict: ClientVerdict,
+    report: ChainReport,
+    *,
+    port: int,
+    now: datetime,
+    anchors_der: Mapping[bytes, bytes] | None = None,
+    platform: Platform | None = None,
+) -> dict[str, Any]:
+    """The failure as the client would show it: ``{"message": str}`` (OkHttp,
+    TrustKit-Android) and/or ``{"report": {...}}`` (TrustKit, HPKP report JSON)."""
+    trustkit_blocked = (
+        verdict.client is Client.TRUSTKIT and verdict.verdict is Verdict.CHAIN_INVALID
+    )
+    if verdict.verdict not in FAILS and not trustkit_blocked:
+        return {}
+    path = tuple(pc.facts for pc in report.path)
+    served = [s.der for s in report.served]
+    by_digest = {s.facts.der_sha256: s.der for s in report.served if s.facts is not None}
+    by_digest.update(anchors_der or {})
+    path_der = [by_digest[c.der_sha256] for c in path if c.der_sha256 in by_digest]
+    out: dict[str, Any] = {}
+    if verdict.client is Client.OKHTTP:
+        out["message"] = okhttp_failure_message(verdict, path)
+    elif verdict.client is Client.TRUSTKIT:
+        if trustkit_blocked:
+            result = 2  # FailedInvalidCertificateChain: blocked even without enforcement
+            if platform is Platform.ANDROID:
+                out["message"] = f"Certificate validation failed for {verdict.host}"
+        else:
+            if platform is Platform.ANDROID:
+                out["message"] = trustkit_android_failure_message(verdict, path)
+            result = 5 if "ErrorCouldNotGenerateSpkiHash" in verdict.detail else 1
+        out["report"] = trustkit_report(
+            verdict, path_der, served, port=port, now=now, platform=platform, result=result
+        )
+    elif verdict.client is Client.HPKP:
+        out["report"] = hpkp_report(verdict, path_der, served, port=port, now=now)
+    return out

@@ -1,0 +1,723 @@
+"""Schema version 1: YAML files → an :class:`Inventory`. Pure apart from
+reading the inventory's own files (``scanner.inventory.files``).
+
+Every problem in every file is collected and raised at once as one
+:class:`InventoryError`, each with file, 1-based line and column, and a path
+such as ``endpoints[3].pins[0]``. Nothing but InventoryError ever escapes,
+whatever the input.
+
+How a run goes: the root file is composed into nodes
+(``scanner.inventory.yamlnodes``, bounded against hostile documents), read
+by a `_Source` (typed readers from ``scanner.inventory.reader``) into
+pin-sets, client pin-sets (``scanner.inventory.client_pinsets``) and endpoint
+drafts; includes are read the same way, each file once; at the end pin-set
+names are resolved and the endpoints built with every default applied.
+Decisions the design leaves open are written down at the constant or
+function they concern; the user-facing ones are also in
+``inventories/example.yaml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import TypeVar
+
+from yaml.nodes import Node, ScalarNode
+
+from scanner.clients.selection import applies
+from scanner.errors import InventoryError, InventoryProblem, PinError
+from scanner.inventory.client_pinsets import is_client_pinset_node, read_client_pinset
+from scanner.inventory.files import (
+    FileRef,
+    Unreadable,
+    decode,
+    expand_include,
+    locate,
+    oversized,
+    read_file,
+    resolve,
+    too_large,
+)
+from scanner.inventory.names import (
+    AUTO,
+    INLINE,
+    PINSET_NAME,
+    default_name,
+    host_problem,
+    label_name_problem,
+    pinset_name_problem,
+)
+from scanner.inventory.reader import Entry, NodeReader
+from scanner.inventory.yamlnodes import BOOL, FLOAT, INT, NULL, SCALARS, STR, compose, join
+from scanner.model import (
+    ClientPolicy,
+    Endpoint,
+    Inventory,
+    Location,
+    Pin,
+    Pinset,
+    TrustKind,
+    TrustSpec,
+)
+from scanner.pins import parse_digest_name
+from scanner.units import is_ip_address, parse_duration, positive_seconds
+
+__all__ = ["MAX_DAYS", "SCHEMA_VERSION", "load_inventory", "load_inventory_text"]
+
+SCHEMA_VERSION = 1
+MAX_DAYS = 36_500  # day thresholds: 100 years keeps date arithmetic in range
+
+_DEFAULT_KEYS = (
+    "port",
+    "timeout",
+    "warn_days",
+    "critical_days",
+    "pinset_warn_days",
+    "trust",
+    "labels",
+    "all_addresses",
+    "client_cert",
+    "client_key",
+)
+_ROOT_KEYS = ("version", "defaults", "include", "pinsets", "endpoints")
+_PINSET_KEYS = ("pins", "expires", "digest")
+_ENDPOINT_KEYS = ("host", "name", "port", "sni", "pinset", "pins", *_DEFAULT_KEYS[1:])
+
+_CERTIFI = TrustSpec(TrustKind.CERTIFI)
+
+_T = TypeVar("_T")
+_V = TypeVar("_V")
+
+
+# --- values ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Effective:
+    """Endpoint settings with every layer applied."""
+
+    port: int = 443
+    timeout: float = 5.0
+    warn_days: int = 30
+    critical_days: int = 7
+    pinset_warn_days: int = 60
+    trust: TrustSpec = _CERTIFI
+    labels: Mapping[str, str] = field(default_factory=dict)
+    all_addresses: bool = False
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """Settings one mapping sets (a ``defaults`` block or an endpoint); None = not set."""
+
+    port: int | None = None
+    timeout: float | None = None
+    warn_days: int | None = None
+    critical_days: int | None = None
+    pinset_warn_days: int | None = None
+    trust: TrustSpec | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    threshold_at: tuple[Location, str] | None = None  # where critical_days/warn_days is set
+    all_addresses: bool | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    def apply(self, base: _Effective) -> _Effective:
+        return _Effective(
+            port=_first(self.port, base.port),
+            timeout=_first(self.timeout, base.timeout),
+            warn_days=_first(self.warn_days, base.warn_days),
+            critical_days=_first(self.critical_days, base.critical_days),
+            pinset_warn_days=_first(self.pinset_warn_days, base.pinset_warn_days),
+            trust=_first(self.trust, base.trust),
+            labels={**base.labels, **self.labels},
+            all_addresses=_first(self.all_addresses, base.all_addresses),
+            client_cert=_first(self.client_cert, base.client_cert),
+            client_key=_first(self.client_key, base.client_key),
+        )
+
+
+def _first(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """An endpoint as read from its file, before pin-set names are resolved."""
+
+    location: Location
+    path: str
+    host: str | None  # None: missing or invalid (already reported)
+    name: str | None  # explicit or default; None when it cannot be known
+    name_at: tuple[Location, str]
+    sni: str | None
+    settings: _Effective
+    pinset_ref: tuple[str, Location, str] | None  # name, where, path
+    inline: tuple[Pin, ...] | None
+    inline_at: Location | None
+    clean: bool  # no problem found inside the endpoint
+
+
+# --- public API --------------------------------------------------------------
+
+
+def load_inventory(path: str | os.PathLike[str]) -> Inventory:
+    """Read an inventory file and every file it includes. Raises InventoryError."""
+    name = os.fspath(path)
+    run = _Run()
+    try:
+        absolute, real = resolve(name)
+        data = read_file(real)
+    except Unreadable as exc:
+        run.add(Location(name, 1, 1), "", f"cannot read inventory: {exc}")
+        raise InventoryError(run.sorted_problems()) from None
+    directory = os.path.dirname(absolute)
+    run.read_bytes(data, FileRef(name, directory, os.path.dirname(name), ((real, name),), True))
+    return run.finish()
+
+
+def load_inventory_text(
+    text: str,
+    filename: str = "<string>",
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Inventory:
+    """Read an inventory from text; `filename` names it in problems.
+
+    Includes and trust bundle paths are relative to `base_dir`, or to the
+    current directory when it is None.
+    """
+    run = _Run()
+    if base_dir is None:
+        directory, display_dir = os.getcwd(), ""
+    else:
+        directory, display_dir = os.path.abspath(os.fspath(base_dir)), os.fspath(base_dir)
+    ref = FileRef(filename, directory, display_dir, (), True)
+    if oversized(text):
+        run.files.append(filename)
+        run.add(Location(filename, 1, 1), "", too_large())
+    else:
+        run.read_text(text, ref)
+    return run.finish()
+
+
+# --- one run over all files ----------------------------------------------------
+
+
+class _Run:
+    """Everything read so far: files, problems, pin-sets and endpoint drafts."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.problems: list[InventoryProblem] = []
+        self._problem_keys: set[tuple[Location, str]] = set()
+        self.read_paths: set[str] = set()
+        self.pinsets: dict[str, Pinset] = {}
+        self.broken_pinsets: set[str] = set()  # declared, but not a mapping
+        self.policies: dict[str, ClientPolicy] = {}  # client pin-sets (client_pinsets)
+        self.drafts: list[_Draft] = []
+        self.root_settings = _Effective()
+
+    def add(self, location: Location, path: str, message: str) -> None:
+        key = (location, message)  # the same node reached through aliases: once
+        if key not in self._problem_keys:
+            self._problem_keys.add(key)
+            self.problems.append(InventoryProblem(location, path, message))
+
+    def sorted_problems(self) -> list[InventoryProblem]:
+        order = {name: i for i, name in enumerate(self.files)}
+
+        def key(p: InventoryProblem) -> tuple[int, int, int]:
+            loc = p.location
+            return (order.get(loc.file, len(order)), loc.line, loc.column)
+
+        return sorted(self.problems, key=key)
+
+    def read_bytes(self, data: bytes, ref: FileRef) -> None:
+        """Read a file's bytes: UTF-8 (a BOM is fine), at most MAX_FILE_BYTES."""
+        text = decode(data, ref.name)
+        if isinstance(text, tuple):
+            self.files.append(ref.name)
+            self.add(text[0], "", text[1])
+            return
+        self.read_text(text, ref)
+
+    def read_text(self, text: str, ref: FileRef) -> None:
+        self.files.append(ref.name)
+        self.read_paths.update(real for real, _ in ref.chain[-1:])
+        composed = compose(text, ref.name)
+        for where, path, message in composed.problems:
+            self.add(where, path, message)
+        if composed.usable:
+            _Source(self, ref, composed.bad).read_document(composed.root)
+
+    def finish(self) -> Inventory:
+        endpoints = self._build_endpoints()
+        if self.problems:
+            raise InventoryError(self.sorted_problems())
+        return Inventory(
+            endpoints=tuple(endpoints),
+            pinsets=MappingProxyType(dict(self.pinsets)),
+            files=tuple(self.files),
+            policies=MappingProxyType(dict(self.policies)),
+        )
+
+    def _build_endpoints(self) -> list[Endpoint]:
+        endpoints: list[Endpoint] = []
+        first_at: dict[str, Location] = {}
+        for draft in self.drafts:
+            pinset = self._effective_pinset(draft)
+            if draft.name is not None:
+                if draft.name in first_at:
+                    where, path = draft.name_at
+                    self.add(
+                        where,
+                        path,
+                        f"duplicate endpoint name {draft.name!r} "
+                        f"(first defined at {first_at[draft.name]})",
+                    )
+                    continue
+                first_at[draft.name] = draft.location
+            if draft.clean and draft.host is not None and draft.name is not None:
+                endpoints.append(
+                    self._with_policies(_endpoint(draft, draft.host, draft.name, pinset), draft)
+                )
+        return endpoints
+
+    def _with_policies(self, endpoint: Endpoint, draft: _Draft) -> Endpoint:
+        """The client pin-set the endpoint names, or with `pinset: auto` (the default
+        when it names none) every client pin-set whose rules concern its name."""
+        ref = draft.pinset_ref[0] if draft.pinset_ref is not None else None
+        if ref is not None and ref in self.policies:
+            policies: tuple[ClientPolicy, ...] = (self.policies[ref],)
+        elif ref is None or ref == AUTO:
+            name = endpoint.server_name
+            policies = tuple(p for p in self.policies.values() if applies(p, name))
+        else:
+            return endpoint
+        return replace(endpoint, client_policies=policies) if policies else endpoint
+
+    def _effective_pinset(self, draft: _Draft) -> Pinset | None:
+        named: Pinset | None = None
+        if draft.pinset_ref is not None and (
+            draft.pinset_ref[0] == AUTO or draft.pinset_ref[0] in self.policies
+        ):  # client pin-sets are judged apart (scanner.clients); inline pins stay generic
+            return (
+                None
+                if draft.inline is None
+                else Pinset(INLINE, draft.inline, None, draft.inline_at)
+            )
+        if draft.pinset_ref is not None:
+            name, where, path = draft.pinset_ref
+            named = self.pinsets.get(name)
+            if named is None and name in self.broken_pinsets:
+                return None
+            if named is None:
+                self.add(where, path, f"unknown pinset {name!r} ({self._pinset_hint(name)})")
+                return None
+        if draft.inline is None or (named is not None and not draft.inline):
+            return named
+        if named is None:
+            return Pinset(INLINE, draft.inline, None, draft.inline_at)
+        pins = tuple(dict.fromkeys(named.pins + draft.inline))
+        return Pinset(f"{named.name}+{INLINE}", pins, named.expires, draft.inline_at)
+
+    def _pinset_hint(self, name: str) -> str:
+        if not self.pinsets:
+            return "no pinsets are defined"
+        close = difflib.get_close_matches(name, list(self.pinsets), n=1)
+        if close:
+            return f"did you mean {close[0]!r}?"
+        return "defined: " + ", ".join(sorted(self.pinsets))
+
+
+def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> Endpoint:
+    s = draft.settings
+    return Endpoint(
+        name=name,
+        host=host,
+        port=s.port,
+        sni=draft.sni,
+        pinset=pinset,
+        timeout=s.timeout,
+        warn_days=s.warn_days,
+        critical_days=s.critical_days,
+        pinset_warn_days=s.pinset_warn_days,
+        trust=s.trust,
+        labels=tuple(sorted(s.labels.items())),
+        location=draft.location,
+        all_addresses=s.all_addresses,
+        client_cert=s.client_cert,
+        client_key=s.client_key,
+    )
+
+
+# --- one file --------------------------------------------------------------------
+
+
+class _Source(NodeReader):
+    """Reads one file's document into the run: pin-sets, endpoints, includes."""
+
+    def __init__(self, run: _Run, ref: FileRef, bad: set[int]) -> None:
+        super().__init__(ref, run.add, bad)
+        self.run = run
+
+    # the document
+
+    def read_document(self, root: Node | None) -> None:
+        is_root = self.ref.is_root
+        fields: dict[str, Node] = {}
+        if root is not None and not (isinstance(root, ScalarNode) and root.tag == NULL):
+            entries = self.mapping(root, "")
+            if entries is None:
+                return
+            fields = self.fields(entries, _ROOT_KEYS, "")
+        if "version" in fields:
+            self.version(fields["version"])
+        elif is_root:
+            where = self.at(root) if root is not None else Location(self.name, 1, 1)
+            self.run.add(where, "", "missing required key 'version'")
+        settings = self.defaults(fields.get("defaults"), is_root)
+        if "pinsets" in fields:
+            self.pinsets(fields["pinsets"])
+        if "endpoints" in fields:
+            self.endpoints(fields["endpoints"], settings)
+        if "include" in fields:
+            self.includes(fields["include"])
+
+    def version(self, node: Node) -> None:
+        value = self.integer(node, "version")
+        if value is not None and value != SCHEMA_VERSION:
+            self.report(
+                node,
+                "version",
+                f"unsupported version {value} (this pinaudit reads version {SCHEMA_VERSION})",
+            )
+
+    def defaults(self, node: Node | None, is_root: bool) -> _Effective:
+        """The settings this file's endpoints start from: built-in < root defaults < own."""
+        base = _Effective() if is_root else self.run.root_settings
+        layer = _Layer()
+        if node is not None:
+            entries = self.mapping(node, "defaults")
+            if entries is not None:
+                layer = self.layer(self.fields(entries, _DEFAULT_KEYS, "defaults"), "defaults")
+        settings = self.apply(layer, base)
+        if is_root:
+            self.run.root_settings = settings
+        return settings
+
+    def apply(self, layer: _Layer, base: _Effective) -> _Effective:
+        """Apply a layer, checking critical_days <= warn_days where the layer sets one."""
+        settings = layer.apply(base)
+        if layer.threshold_at is not None and settings.critical_days > settings.warn_days:
+            where, path = layer.threshold_at
+            self.run.add(
+                where,
+                path,
+                f"critical_days ({settings.critical_days}) must not be greater than "
+                f"warn_days ({settings.warn_days})",
+            )
+        return settings
+
+    # settings (defaults keys, also on endpoints)
+
+    def layer(self, fields: Mapping[str, Node], path: str) -> _Layer:
+        def read(key: str, reader: Callable[[Node, str], _V | None]) -> _V | None:
+            node = fields.get(key)
+            return None if node is None else reader(node, join(path, key))
+
+        warn_days = read("warn_days", self.days)
+        critical_days = read("critical_days", self.days)
+        threshold_at = None  # the thresholds' check reports at the first valid one set here
+        for key, value in (("critical_days", critical_days), ("warn_days", warn_days)):
+            if value is not None and threshold_at is None:
+                threshold_at = (self.at(fields[key]), join(path, key))
+        return _Layer(
+            port=read("port", self.port),
+            timeout=read("timeout", self.timeout),
+            warn_days=warn_days,
+            critical_days=critical_days,
+            pinset_warn_days=read("pinset_warn_days", self.days),
+            trust=read("trust", self.trust),
+            labels=read("labels", self.labels) or {},
+            threshold_at=threshold_at,
+            all_addresses=read("all_addresses", self.boolean),
+            client_cert=read("client_cert", self.pem_file),
+            client_key=read("client_key", self.pem_file),
+        )
+
+    def port(self, node: Node, path: str) -> int | None:
+        value = self.integer(node, path)
+        if value is not None and not 1 <= value <= 65535:
+            self.report(node, path, f"port must be 1..65535, got {value}")
+            return None
+        return value
+
+    def days(self, node: Node, path: str) -> int | None:
+        value = self.integer(node, path)
+        if value is not None and not 0 <= value <= MAX_DAYS:
+            key = path.rsplit(".", 1)[-1]
+            self.report(node, path, f"{key} must be 0..{MAX_DAYS} days, got {value}")
+            return None
+        return value
+
+    def timeout(self, node: Node, path: str) -> float | None:
+        """Seconds as a number, or a string: 500ms, 5s, 1.5s, 1m (see parse_duration)."""
+        if not isinstance(node, ScalarNode) or node.tag not in (INT, FLOAT, STR):
+            self.wrong_type(node, path, "a duration (seconds, or 500ms, 5s, 1m)")
+            return None
+        raw = str(node.value)
+        try:
+            if node.tag == STR:
+                return parse_duration(raw)
+            value = self.float_value(node, path)
+            return None if value is None else positive_seconds(value)
+        except ValueError as exc:
+            shown = repr(raw) if node.tag == STR else raw
+            self.report(node, path, f"invalid timeout {shown}: {exc}")
+            return None
+
+    def trust(self, node: Node, path: str) -> TrustSpec | None:
+        """certifi, system, or a PEM bundle path relative to this file (it must exist)."""
+        text = self.string(node, path)
+        if text is None:
+            return None
+        if text in (TrustKind.CERTIFI.value, TrustKind.SYSTEM.value):
+            return TrustSpec(TrustKind(text))
+        if not text.strip():
+            self.report(node, path, "trust must be certifi, system, or the path of a PEM bundle")
+            return None
+        resolved, exists = locate(self.directory, text)
+        if not exists:
+            self.report(node, path, f"trust bundle {text!r} not found (looked for {resolved})")
+            return None
+        return TrustSpec(TrustKind.BUNDLE, resolved)
+
+    def pem_file(self, node: Node, path: str) -> str | None:
+        """A PEM file path relative to this file; it must exist."""
+        found = self.file(node, path)
+        return None if found is None else found[0]
+
+    def labels(self, node: Node, path: str) -> dict[str, str] | None:
+        entries = self.mapping(node, path)
+        if entries is None:
+            return None
+        labels: dict[str, str] = {}
+        for entry in entries:
+            where = join(path, entry.key)
+            problem = label_name_problem(entry.key)
+            if problem is not None:
+                self.report(entry.key_node, where, problem)
+                continue
+            value = self.string(entry.value, where)
+            if value is not None:
+                labels[entry.key] = value
+        return labels
+
+    # pin-sets
+
+    def pinsets(self, node: Node) -> None:
+        entries = self.mapping(node, "pinsets")
+        for entry in entries or ():
+            path = f"pinsets.{entry.key}"
+            if not PINSET_NAME.fullmatch(entry.key) or entry.key in (INLINE, AUTO):
+                self.report(entry.key_node, path, pinset_name_problem(entry.key))
+                continue
+            if is_client_pinset_node(entry.value):
+                self.client_pinset(entry, path)
+                continue
+            pinset = self.pinset(entry, path)
+            if pinset is None:
+                self.run.broken_pinsets.add(entry.key)  # references to it are not reported
+                continue
+            first = self.run.pinsets.get(entry.key) or self.run.policies.get(entry.key)
+            if first is not None:
+                self.report(
+                    entry.key_node,
+                    path,
+                    f"pinset {entry.key!r} is already defined at {first.location}",
+                )
+                continue
+            self.run.pinsets[entry.key] = pinset
+
+    def client_pinset(self, entry: Entry, path: str) -> None:
+        """A pin-set that follows a client's rules (`from:` a file, or `client:`)."""
+        policy = read_client_pinset(self, entry, path)
+        if policy is None:
+            self.run.broken_pinsets.add(entry.key)
+            return
+        first = self.run.pinsets.get(entry.key) or self.run.policies.get(entry.key)
+        if first is not None:
+            where = first.location
+            self.report(entry.key_node, path, f"pinset {entry.key!r} is already defined at {where}")
+            return
+        self.run.policies[entry.key] = policy
+
+    def pinset(self, entry: Entry, path: str) -> Pinset | None:
+        entries = self.mapping(entry.value, path)
+        if entries is None:
+            return None
+        fields = self.fields(entries, _PINSET_KEYS, path)
+        digest = None
+        if "digest" in fields:
+            digest = self.digest(fields["digest"], join(path, "digest"))
+        expires = None
+        if "expires" in fields:
+            expires = self.date(fields["expires"], join(path, "expires"))
+        pins: tuple[Pin, ...] = ()
+        if self.require(fields, "pins", entry.value, path):
+            pins = self.pins(fields["pins"], join(path, "pins"), digest) or ()
+        return Pinset(entry.key, pins, expires, self.at(entry.key_node))
+
+    def digest(self, node: Node, path: str) -> str | None:
+        text = self.string(node, path)
+        if text is None:
+            return None
+        try:
+            parse_digest_name(text)
+        except PinError:
+            self.report(node, path, f"unsupported digest {text!r} (use SHA-256, or legacy SHA-1)")
+            return None
+        return text
+
+    # endpoints
+
+    def endpoints(self, node: Node, settings: _Effective) -> None:
+        for index, item in enumerate(self.sequence(node, "endpoints") or ()):
+            self.endpoint(item, f"endpoints[{index}]", settings)
+
+    def endpoint(self, node: Node, path: str, base: _Effective) -> None:
+        problems_before = len(self.run.problems)
+        entries = self.mapping(node, path)
+        if entries is None:
+            return
+        fields = self.fields(entries, _ENDPOINT_KEYS, path)
+        host = None
+        if self.require(fields, "host", node, path):
+            host = self.host(fields["host"], join(path, "host"))
+        sni, sni_ok = self.sni(fields.get("sni"), join(path, "sni"), host)
+        layer = self.layer(fields, path)
+        settings = self.apply(layer, base)
+        pinset_ref = None
+        if "pinset" in fields:
+            ref = self.string(fields["pinset"], join(path, "pinset"))
+            if ref is not None:
+                pinset_ref = (ref, self.at(fields["pinset"]), join(path, "pinset"))
+        inline = inline_at = None
+        if "pins" in fields:
+            inline = self.pins(fields["pins"], join(path, "pins"), None)
+            inline_at = self.at(fields["pins"])
+        name, name_at = self.endpoint_name(fields.get("name"), path, node)
+        port_ok = "port" not in fields or layer.port is not None
+        if "name" not in fields and host is not None and sni_ok and port_ok:
+            name = default_name(host, settings.port, sni)
+        self.run.drafts.append(
+            _Draft(
+                location=self.at(node),
+                path=path,
+                host=host,
+                name=name,
+                name_at=name_at,
+                sni=sni,
+                settings=settings,
+                pinset_ref=pinset_ref,
+                inline=inline,
+                inline_at=inline_at,
+                clean=len(self.run.problems) == problems_before,
+            )
+        )
+
+    def host(self, node: Node, path: str) -> str | None:
+        text = self.string(node, path)
+        if text is None:
+            return None
+        problem = host_problem(text, "host")
+        if problem is not None:
+            self.report(node, path, problem)
+            return None
+        return text
+
+    def sni(self, node: Node | None, path: str, host: str | None) -> tuple[str | None, bool]:
+        """(SNI, valid). Absent: the host, or None for an IP host. false/null: no SNI."""
+        if node is None:
+            return (None if host is None or is_ip_address(host) else host), True
+        if isinstance(node, ScalarNode) and node.tag in (BOOL, NULL) and id(node) not in self.bad:
+            if node.tag == NULL or not SCALARS.bool_values.get(str(node.value).lower(), True):
+                return None, True
+            self.report(
+                node, path, f"sni must be a host name, or false for no SNI; got {node.value}"
+            )
+            return None, False
+        text = self.string(node, path)
+        if text is None:
+            return None, False
+        problem = host_problem(text, "sni")
+        if problem is None and is_ip_address(text):
+            problem = f"sni must be a host name, not an IP address: {text!r} (no SNI: sni: false)"
+        if problem is not None:
+            self.report(node, path, problem)
+            return None, False
+        return text, True
+
+    def endpoint_name(
+        self, node: Node | None, path: str, endpoint: Node
+    ) -> tuple[str | None, tuple[Location, str]]:
+        if node is None:
+            return None, (self.at(endpoint), path)
+        where = join(path, "name")
+        text = self.string(node, where)
+        if text is not None and not text.strip():
+            self.report(node, where, "name must not be empty")
+            text = None
+        return text, (self.at(node), where)
+
+    # includes
+
+    def includes(self, node: Node) -> None:
+        for index, item in enumerate(self.sequence(node, "include") or ()):
+            path = f"include[{index}]"
+            pattern = self.string(item, path)
+            if pattern is None:
+                continue
+            matches = self.expand(item, path, pattern)
+            if matches == []:
+                self.report(item, path, f"include pattern {pattern!r} matches no file")
+            for match in matches or ():
+                self.include(item, path, match)
+
+    def expand(self, node: Node, path: str, pattern: str) -> list[str] | None:
+        """Regular files matching a glob relative to this file (``**`` recurses), sorted."""
+        if not pattern.strip() or "\x00" in pattern:
+            self.report(node, path, f"invalid include pattern {pattern!r}")
+            return None
+        try:
+            return expand_include(pattern, self.directory)
+        except (OSError, ValueError) as exc:
+            self.report(node, path, f"cannot expand include pattern {pattern!r}: {exc}")
+            return None
+
+    def include(self, node: Node, path: str, match: str) -> None:
+        absolute = os.path.normpath(os.path.join(self.directory, match))
+        real = os.path.realpath(absolute)
+        display = os.path.normpath(os.path.join(self.ref.display_dir, match))
+        if real in (r for r, _ in self.ref.chain):
+            names = [d for _, d in self.ref.chain] + [display]
+            self.report(node, path, "include cycle: " + " -> ".join(names))
+            return
+        if real in self.run.read_paths:
+            return  # included before, through another file or pattern: read once
+        try:
+            data = read_file(real)
+        except Unreadable as exc:
+            self.report(node, path, f"cannot read {display!r}: {exc}")
+            return
+        chain = (*self.ref.chain, (real, display))
+        directory, display_dir = os.path.dirname(absolute), os.path.dirname(display)
+        self.run.read_bytes(data, FileRef(display, directory, display_dir, chain, False))

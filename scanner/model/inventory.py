@@ -1,0 +1,70 @@
+"""What an inventory declares: pin-sets, endpoints with every default applied."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from scanner.model.base import Location, Pin, TrustKind, TrustSpec
+from scanner.model.policy import ClientPolicy
+
+__all__ = ["CERTIFI", "Endpoint", "Inventory", "Pinset"]
+
+CERTIFI = TrustSpec(TrustKind.CERTIFI)  # the default trust store
+
+
+@dataclass(frozen=True)
+class Pinset:
+    """A named set of pins with an optional enforcement end date.
+
+    ``expires`` follows Android ``pin-set expiration`` / TrustKit
+    ``TSKExpirationDate``: the pins are enforced *before* 00:00 UTC of that
+    date and not from then on.
+    """
+
+    name: str
+    pins: tuple[Pin, ...]
+    expires: date | None = None
+    location: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One TLS endpoint from the inventory, with every default applied."""
+
+    name: str
+    host: str
+    port: int
+    sni: str | None  # name sent in the ClientHello; None = no SNI
+    pinset: Pinset | None  # effective pins: named pinset plus inline pins
+    timeout: float = 5.0  # seconds: DNS + connect + handshake
+    warn_days: int = 30
+    critical_days: int = 7
+    pinset_warn_days: int = 60
+    trust: TrustSpec = CERTIFI
+    labels: tuple[tuple[str, str], ...] = ()
+    location: Location | None = field(default=None, compare=False)
+    all_addresses: bool = False  # probe every resolved address, not only the first
+    client_cert: str | None = None  # PEM chain for mTLS endpoints
+    client_key: str | None = None  # its key (None: in the same file)
+    # client pin configurations that apply (inventory `from:`/`client:` pin-sets)
+    client_policies: tuple[ClientPolicy, ...] = ()
+
+    @property
+    def server_name(self) -> str:
+        """The name the certificate must be valid for (SNI, else the host)."""
+        return self.sni or self.host
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    endpoints: tuple[Endpoint, ...]
+    pinsets: Mapping[str, Pinset]
+    files: tuple[str, ...]  # every file read, the root first
+    # pin-sets that follow a client's rules (`from:` a config file, or `client:` + `rules:`)
+    policies: Mapping[str, ClientPolicy] = field(default_factory=dict)

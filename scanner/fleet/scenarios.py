@@ -26,9 +26,26 @@ from scanner.fleet.pki import PKI, Issued
 from scanner.fleet.server import Behaviour, Credential, Site, TlsConfig
 from scanner.model import Pin
 
+__all__ = [
+    "BIG_CHAIN_DECOYS",
+    "BY_NAME",
+    "DOMAIN",
+    "FAULT_SCENARIOS",
+    "HUGE_CHAIN_CERTS",
+    "PATIENT_TIMEOUT",
+    "SCENARIOS",
+    "Fleet",
+    "FleetEndpoint",
+    "Key",
+    "Scenario",
+    "address_of",
+    "build_fleet",
+]
+
 Key = tuple[str, str, int | None]
 C, W, INFO = "critical", "warning", "info"
 DOMAIN = "fleet.test"
+PATIENT_TIMEOUT = 30.0  # seconds; see Fleet.patient_timeout
 
 
 @dataclass(frozen=True)
@@ -228,7 +245,13 @@ class Fleet:
     now: datetime
     endpoints: list[FleetEndpoint]
     anchors: list[Issued]
+    # The timeout of endpoints whose scenario is to time out (silent, tarpit, ...):
+    # short, so that a scan of them ends soon.
     timeout: float = 2.0
+    # Every other endpoint's: generous, so that a busy machine (a loaded CI
+    # runner, a fleet server starved of CPU) never turns a healthy endpoint's
+    # slow handshake into a timeout its scenario does not promise.
+    patient_timeout: float = PATIENT_TIMEOUT
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -249,7 +272,7 @@ class Fleet:
             "# Simulated fleet inventory, written by pinaudit (scanner/fleet/scenarios.py).",
             "version: 1",
             "defaults:",
-            f"  timeout: {self.timeout}s",
+            f"  timeout: {self.patient_timeout}s",
             "  trust: trust.pem",
             "  labels: {env: fleet}",
             "endpoints:",
@@ -268,6 +291,8 @@ class Fleet:
             if ep.expires is not None:
                 # Inline pins have no expiry of their own: give this endpoint a pin-set.
                 lines[-2] = f"    pinset: {ep.name}"
+            if ep.scenario.reason == "timeout":
+                lines.append(f"    timeout: {self.timeout}s")
         pinsets = [ep for ep in self.endpoints if ep.expires is not None]
         if pinsets:
             lines.append("pinsets:")

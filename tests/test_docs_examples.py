@@ -389,3 +389,40 @@ def test_every_relative_link_points_at_something_that_exists(page: Path) -> None
         elif fragment and destination.suffix == ".md" and fragment not in anchors(destination):
             broken.append(f"{target}: no heading #{fragment} in {destination.name}")
     assert not broken, f"{page.relative_to(ROOT)}: {broken}"
+
+
+# --- dependencies -----------------------------------------------------------------------
+
+
+def declared(array: str) -> list[str]:
+    """Package names of a list in pyproject.toml (`dependencies`, or an extra)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    found = re.search(rf"^{array} = \[\n(.*?)^\]", text, flags=re.MULTILINE | re.DOTALL)
+    assert found, array
+    return re.findall(r'^\s*"([A-Za-z0-9_.-]+)', found[1], flags=re.MULTILINE)
+
+
+def reasons(page: Path) -> dict[str, str]:
+    """The `| package | why |` tables of `page`: each package named → why."""
+    rows: dict[str, str] = {}
+    in_table = False
+    for line in outside_fences(page):
+        if re.fullmatch(r"\| package \| why \|", line.strip()):
+            in_table = True
+        elif not line.startswith("|"):
+            in_table = False
+        elif in_table:
+            first, *_, why = (cell.strip() for cell in line.strip().strip("|").split("|"))
+            for name in re.findall(r"`([A-Za-z0-9_.-]+)`", first):
+                rows[name.lower()] = why
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("array", "page"),
+    [("dependencies", "README.md"), ("test", "docs/development.md")],
+)
+def test_every_dependency_is_listed_with_why(array: str, page: str) -> None:
+    listed = reasons(ROOT / page)
+    for name in declared(array):
+        assert len(listed.get(name.lower(), "")) > 10, f"{page} does not say why {name} is needed"

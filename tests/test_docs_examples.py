@@ -327,7 +327,25 @@ def check_page(page: Path, world: World, directory: Path) -> int:
     return ran
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+PEER_PROGRAMS = {"openssl", "jq"}  # installed by .ci/install-peers
+
+
+def pages_to_run() -> list[object]:
+    """Every page; those whose examples call a peer program are marked `peers`."""
+    params: list[object] = []
+    for page in PAGES:
+        programs = {
+            program
+            for block in fenced_blocks(page)
+            if block.language == "console"
+            for program in programs_of(console_examples(block))
+        }
+        marks = [pytest.mark.peers] if programs & PEER_PROGRAMS else []
+        params.append(pytest.param(page, marks=marks, id=str(page.relative_to(ROOT))))
+    return params
+
+
+@pytest.mark.parametrize("page", pages_to_run())
 def test_every_shown_output_is_what_the_command_prints(
     page: Path, world: World, tmp_path: Path
 ) -> None:

@@ -2,7 +2,7 @@
 when it is installed, the random-mutation fallback otherwise), and every input
 that once crashed a target (tests/data/fuzz/TARGET/) replayed.
 
-Longer runs: README, "Fuzzing".
+Longer runs: docs/development.md, "Fuzzing".
 """
 
 from __future__ import annotations

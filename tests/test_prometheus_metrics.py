@@ -1,6 +1,6 @@
 """Scan results → Prometheus samples, exactly: the pure core of the metric
 contract (label sets, pins, broken chains, retention, all_addresses), its
-text rendering, and the README's metric table. No network: results are
+text rendering, and the metric table of docs/metrics.md. No network: results are
 judged from chains of a generated PKI, as the engine would."""
 
 from __future__ import annotations
@@ -155,9 +155,9 @@ def test_names_follow_the_conventions() -> None:
         assert spec.help.endswith("."), spec.name
 
 
-def _readme_table() -> dict[str, tuple[str, ...]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Metrics", 1)[1].split("\n## ", 1)[0]
+def _docs_table() -> dict[str, tuple[str, ...]]:
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, tuple[str, ...]] = {}
     for line in section.splitlines():
         match = re.match(r"\| `(pinaudit_[a-z0-9_]+)` \|([^|]*)\|", line)
@@ -167,7 +167,7 @@ def _readme_table() -> dict[str, tuple[str, ...]]:
     return rows
 
 
-def test_the_readme_table_lists_every_metric_with_its_labels() -> None:
+def test_the_docs_table_lists_every_metric_with_its_labels() -> None:
     expected = {}
     for spec in SPECS:
         scope = {
@@ -175,7 +175,7 @@ def test_the_readme_table_lists_every_metric_with_its_labels() -> None:
             Scope.ENDPOINT: ("endpoint",),
         }.get(spec.scope, ())
         expected[spec.name] = (*scope, *spec.labels)
-    assert _readme_table() == expected
+    assert _docs_table() == expected
 
 
 # --- what each endpoint exports -------------------------------------------------

@@ -3,7 +3,7 @@ cannot serve the concurrency, and per-endpoint ``os_error`` results (never a
 crash) when descriptors run out in the middle of a scan.
 
 Figures for memory and open files at 1k/5k/10k endpoints come from
-``benchmarks/resources_bench.py`` (README, "Performance"), not from tests.
+``benchmarks/resources_bench.py`` (docs/performance.md), not from tests.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ SHELL: dict[str, frozenset[str]] = {
 # Low to high. A module imports only from its own layer and the ones below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("scanner", "scanner.model"),
-    ("scanner.errors", "scanner.units", "scanner.status"),
+    ("scanner.errors", "scanner.units", "scanner.status", "scanner.safetext"),
     ("scanner.pins", "scanner.hostnames"),
     ("scanner.trust", "scanner.importers"),
     ("scanner.chain", "scanner.shard", "scanner.exporters.contract", "scanner.settings"),

@@ -20,6 +20,7 @@ from scanner import __version__
 from scanner.cli import demo, import_config, pin, preflight, scan, validate
 from scanner.cli.args import HelpShown, Parser, Streams, UsageError
 from scanner.errors import ExportError, InventoryError, ScannerError
+from scanner.safetext import printable
 from scanner.status import ExitStatus
 
 __all__ = ["build_parser", "build_scan_parser", "main", "pinaudit_entry", "scan_entry"]
@@ -66,11 +67,11 @@ def build_scan_parser(prog: str = "scan") -> Parser:
 def _report_error(who: str, exc: ScannerError, stderr: TextIO) -> None:
     if isinstance(exc, InventoryError):
         for problem in exc.problems:
-            stderr.write(f"{who}: error: {problem}\n")
+            stderr.write(f"{who}: error: {printable(str(problem))}\n")
         count = len(exc.problems)
         stderr.write(f"{who}: {count} problem{'s' if count != 1 else ''}; nothing scanned\n")
     else:
-        stderr.write(f"{who}: error: {exc}\n")
+        stderr.write(f"{who}: error: {printable(str(exc))}\n")
 
 
 def main(

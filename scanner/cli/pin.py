@@ -14,6 +14,7 @@ from scanner.errors import CertificateFileError
 from scanner.model import PinFormat, ProbeFailure
 from scanner.pins import format_pin, pins_of_spki
 from scanner.preflight import public_key_spki
+from scanner.safetext import printable
 from scanner.status import ExitStatus
 from scanner.trust import read_certificates
 from scanner.units import is_ip_address
@@ -120,12 +121,12 @@ def run(args: argparse.Namespace, streams: Streams) -> ExitStatus:
         try:
             facts = parse_certificate(der)
         except ValueError as exc:
-            out.write(f"{position}  <certificate does not parse: {exc}>\n")
+            out.write(f"{position}  <certificate does not parse: {printable(str(exc))}>\n")
             status = ExitStatus.FINDINGS
             continue
         out.write(
-            f"{position}  {facts.subject}\n"
-            f"   issuer:  {facts.issuer}\n"
+            f"{position}  {printable(facts.subject)}\n"
+            f"   issuer:  {printable(facts.issuer)}\n"
             f"   expires: {facts.not_after:%Y-%m-%dT%H:%M:%SZ}\n"
             f"   pin:     {format_pin(facts.spki_sha256, fmt)}\n"
         )

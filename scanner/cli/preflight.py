@@ -18,6 +18,7 @@ from scanner.preflight import (
     preflight_key,
     public_key_spki,
 )
+from scanner.safetext import printable
 from scanner.status import ExitStatus
 from scanner.trust import TrustStores, load_certificate, read_certificates
 
@@ -103,13 +104,13 @@ def run(args: argparse.Namespace, streams: Streams) -> ExitStatus:
                 ) from None
         anchors = [a for e in endpoints for a in stores.get(e.trust).anchors]
         results = preflight_ca(endpoints, ca_lineage(certs[0], certs[1:] + anchors), now)
-    width = max(len(r.endpoint.name) for r in results)
+    shown = {id(r): printable(r.endpoint.name) for r in results}
+    width = max(len(name) for name in shown.values())
     labels = {Verdict.SAFE: "SAFE", Verdict.BREAKS: "BREAKS", Verdict.NOT_PINNED: "NOT PINNED"}
     out = streams.stdout
     for result in results:
-        out.write(
-            f"{labels[result.verdict]:<10}  {result.endpoint.name:<{width}}  {result.reason}\n"
-        )
+        name, reason = shown[id(result)], printable(result.reason)
+        out.write(f"{labels[result.verdict]:<10}  {name:<{width}}  {reason}\n")
     breaks = sum(1 for r in results if r.verdict is Verdict.BREAKS)
     safe = sum(1 for r in results if r.verdict is Verdict.SAFE)
     out.write(

@@ -1,6 +1,11 @@
-"""Results → the human table: one line per endpoint with findings, grouped
+"""Results → the human table: one row per endpoint with findings, grouped
 by severity, then a summary line. Rendered with rich, which handles terminal
-width, colour only on a terminal, and NO_COLOR."""
+width, colour only on a terminal, and NO_COLOR.
+
+Every string is given to rich as plain `Text` (never as markup, so a subject
+containing ``[/x]`` is shown, not parsed) after `printable` has made its
+control characters visible. At any width the status and check columns are
+shown whole; the endpoint name and the detail wrap instead of being cut."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from rich.text import Text
 
 from scanner.model import Severity
 from scanner.results import EndpointResult, ResultStatus
+from scanner.safetext import printable
 
 __all__ = ["FILE_WIDTH", "make_console", "render", "rotation_text", "summary_text"]
 
@@ -84,22 +90,23 @@ def render(
             box=None,
             pad_edge=False,
         )
-        table.add_column("endpoint", no_wrap=True)
-        table.add_column("status", no_wrap=True)
-        table.add_column("checks")
-        table.add_column("detail", no_wrap=True, overflow="ellipsis", max_width=72)
+        longest_check = max(len(f.check.value) for r in group for f in r.findings)
+        table.add_column("endpoint", overflow="fold", ratio=1, min_width=12)
+        table.add_column("status", no_wrap=True, min_width=6)
+        table.add_column("checks", overflow="fold", min_width=longest_check)
+        table.add_column("detail", overflow="fold", ratio=2, min_width=16)
         for result in group:
             checks = sorted({f.check.value for f in result.findings})
             table.add_row(
-                result.endpoint.name,
+                Text(printable(result.endpoint.name)),
                 Text(result.status.value, style=_STYLE[severity]),
-                ", ".join(checks),
-                _detail(result),
+                Text(",\n".join(checks) if len(checks) > 1 else "".join(checks)),
+                Text(printable(_detail(result))),
             )
         console.print(table)
         console.print()
     prefix = "INTERRUPTED: partial report. " if interrupted else ""
-    console.print(prefix + summary_text(results))
+    console.print(Text(prefix + summary_text(results)))
     rotation = rotation_text(results)
     if rotation:
-        console.print(rotation)
+        console.print(Text(rotation))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
+# A state holds a few hundred bytes per endpoint: far beyond any real inventory.
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,13 @@ def advance(
 
 
 def _time(text: str) -> datetime:
+    """An ISO 8601 time as aware UTC; ValueError/OverflowError when it is not one
+    or lies outside what `datetime` can hold in UTC."""
+    if not isinstance(text, str):
+        raise TypeError(f"a time must be a string, got {type(text).__name__}")
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
 
 
 def _stamp(when: datetime) -> str:
@@ -199,13 +207,18 @@ def dumps(state: State) -> str:
 
 
 def loads(text: str) -> dict[str, EndpointState]:
-    """Parse a state file. Raises ValueError (with the reason) when it is not one."""
+    """Parse a state file. Raises ValueError (with the reason) when it is not one,
+    whatever is wrong with it: not JSON, nested beyond the parser's depth, a
+    field of the wrong type, a time that is not ISO 8601 or out of range."""
     try:
         doc = json.loads(text)
         if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
             raise ValueError(f"not a version {STATE_VERSION} pinaudit state file")
+        endpoints = doc["endpoints"]
+        if not isinstance(endpoints, dict):
+            raise TypeError("endpoints is not an object")
         state = {}
-        for name, data in doc["endpoints"].items():
+        for name, data in endpoints.items():
             leaf, chain = _seen_of(data["leaf_key"]), _seen_of(data["chain"])
             if leaf is None or chain is None:
                 raise ValueError(f"endpoint {name!r}: leaf_key and chain are required")
@@ -214,26 +227,37 @@ def loads(text: str) -> dict[str, EndpointState]:
                 leaf, _seen_of(data.get("issuer_key")), chain, _time(changed) if changed else None
             )
         return state
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed state file ({type(exc).__name__}: {exc})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("not a state file (JSON nested too deeply)") from None
+    except (KeyError, TypeError, AttributeError, OverflowError) as exc:
+        raise ValueError(f"malformed state file ({type(exc).__name__}: {exc})") from None
 
 
 def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, EndpointState], str | None]:
     """(state, warning): a missing file is a fresh start without warning; an
-    unreadable or corrupt one is a fresh start with a warning naming why."""
+    unreadable, oversized or corrupt one, or one that is not a regular file (a
+    pipe would block the read), is a fresh start with a warning naming why."""
+    where = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            return {}, f"{where}: not a regular file; starting a fresh state"
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STATE_BYTES + 1)
     except FileNotFoundError:
         return {}, None
-    except (OSError, UnicodeDecodeError) as exc:
-        return {}, f"{os.fspath(path)}: cannot read state ({exc}); starting a fresh state"
+    except (OSError, ValueError) as exc:
+        return {}, f"{where}: cannot read state ({exc}); starting a fresh state"
+    if len(data) > MAX_STATE_BYTES:
+        return {}, f"{where}: larger than {MAX_STATE_BYTES} bytes; starting a fresh state"
     try:
-        return loads(text), None
+        return loads(data.decode("utf-8")), None
+    except UnicodeDecodeError:
+        return {}, f"{where}: not UTF-8; starting a fresh state"
     except ValueError as exc:
-        return {}, f"{os.fspath(path)}: {exc}; starting a fresh state"
+        return {}, f"{where}: {exc}; starting a fresh state"
 
 
 def save_state(path: str | os.PathLike[str], state: State) -> None:

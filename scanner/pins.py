@@ -45,6 +45,8 @@ _PREFIX = re.compile(r"^([A-Za-z0-9-]+)/(.*)$", re.DOTALL)
 # What can stand before "/" as an algorithm name. Bare base64 also contains "/",
 # but its first segment is rarely shaped like a digest name (parse_pin falls back).
 _ALG_NAME = re.compile(r"^(sha[0-9_-]*|sha3-?[0-9]+|md[0-9]|blake2[bs]?)$", re.IGNORECASE)
+# "sha256:B64", "sha256=B64", "SHA-256 B64": a prefix written the wrong way.
+_MISSPELT_PREFIX = re.compile(r"^(sha-?256|sha-?1)\s*[:=\s]\s*", re.IGNORECASE)
 _HPKP = re.compile(r'^pin-([A-Za-z0-9]+)\s*=\s*(?:"([^"]*)"|(\S*))$', re.DOTALL)
 
 _DIGEST_NAMES = {
@@ -133,6 +135,14 @@ def parse_pin(text: str, *, digest: str | None = None, where: str | None = None)
                 original, f"a {len(hexbody) // 2}-byte hex digest is not {digest}", where
             )
         return Pin(alg, bytes.fromhex(hexbody))
+    misspelt = _MISSPELT_PREFIX.match(s)
+    if misspelt:
+        name = misspelt.group(1).lower().replace("-", "")
+        raise PinError(
+            original,
+            f'write the prefix with a slash, {name}/..., or as pin-{name}="..."',
+            where,
+        )
     alg = parse_digest_name(digest, where) if digest is not None else HashAlg.SHA256
     return Pin(alg, _decode_b64(original, s, alg, where))
 

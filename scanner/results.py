@@ -36,6 +36,7 @@ from scanner.rotation import Readiness, readiness
 from scanner.trust import TrustStore
 
 __all__ = [
+    "UNJUDGED_REASONS",
     "AddressResult",
     "EndpointResult",
     "ResultStatus",
@@ -44,6 +45,7 @@ __all__ = [
     "internal_error",
     "needs_second_look",
     "not_scanned",
+    "unjudged",
     "unreachable",
     "with_rotation",
 ]
@@ -151,6 +153,20 @@ def internal_error(endpoint: Endpoint, error: BaseException, attempts: int) -> E
     message = f"internal error while judging this endpoint: {type(error).__name__}: {error}"
     finding = Finding(Check.INTERNAL_ERROR, Severity.CRITICAL, message)
     return EndpointResult(endpoint, ResultStatus.ERROR, (finding,), attempts=attempts)
+
+
+UNJUDGED_REASONS = {Check.NOT_SCANNED: "not_scanned", Check.INTERNAL_ERROR: "internal_error"}
+
+
+def unjudged(result: EndpointResult) -> tuple[str, str] | None:
+    """(reason, detail) of an endpoint that was never judged although no probe
+    failed: the global deadline or an interrupt came first (not_scanned), or
+    judging it hit a bug (internal_error)."""
+    for finding in result.findings:
+        reason = UNJUDGED_REASONS.get(finding.check)
+        if reason is not None:
+            return reason, finding.message
+    return None
 
 
 def _status(findings: Sequence[Finding]) -> ResultStatus:

@@ -17,6 +17,7 @@ from scanner.model import ProbeErrorKind
 
 __all__ = [
     "BY_NAME",
+    "INTERNAL_ERROR_REASON",
     "MAX_CHAIN_POSITIONS",
     "MAX_INFO_VALUE",
     "NOT_SCANNED_REASON",
@@ -60,9 +61,15 @@ RESERVED_LABELS = frozenset(
 MAX_CHAIN_POSITIONS = 10
 # Longest subject/issuer label value on pinaudit_leaf_info (longer ones end in "…").
 MAX_INFO_VALUE = 256
-# `reason` of an endpoint the scan's global deadline left unprobed.
+# `reason` of an endpoint the scan's global deadline left unprobed, and of one
+# whose judgement hit a bug (its internal_error finding).
 NOT_SCANNED_REASON = "not_scanned"
-PROBE_ERROR_REASONS = (*(kind.value for kind in ProbeErrorKind), NOT_SCANNED_REASON)
+INTERNAL_ERROR_REASON = "internal_error"
+PROBE_ERROR_REASONS = (
+    *(kind.value for kind in ProbeErrorKind),
+    NOT_SCANNED_REASON,
+    INTERNAL_ERROR_REASON,
+)
 ROLES = ("leaf", "intermediate", "root", "other")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from scanner.audit import pins_enforced, pinset_expiry
 from scanner.model import CertFacts, ChainReport, ClientVerdict, Finding, Pin
-from scanner.results import EndpointResult, ResultStatus
+from scanner.results import EndpointResult, ResultStatus, unjudged
 
 __all__ = [
     "REPORT_VERSION",
@@ -80,12 +80,23 @@ def finding_entry(finding: Finding) -> dict[str, Any]:
     }
 
 
+def _error(result: EndpointResult) -> dict[str, Any] | None:
+    """Why the endpoint has no verdict: a probe failure, or the reason it was
+    never judged (the same `reason` the metrics carry)."""
+    failure = result.failure
+    if failure is not None:
+        return {"reason": failure.kind.value, "detail": failure.detail, "alert": failure.alert}
+    missing = unjudged(result)
+    if missing is not None:
+        return {"reason": missing[0], "detail": missing[1], "alert": None}
+    return None
+
+
 def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
     ep = result.endpoint
     primary = result.primary
     report = primary.report if primary else None
     observation = primary.observation if primary else None
-    failure = result.failure if observation is None else None
     entry: dict[str, Any] = {
         "name": ep.name,
         "host": ep.host,
@@ -108,9 +119,7 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
         }
         if observation
         else None,
-        "error": {"reason": failure.kind.value, "detail": failure.detail, "alert": failure.alert}
-        if failure
-        else None,
+        "error": _error(result),
         "pinset": None,
         "attempts": result.attempts,
         "rotation": None,

@@ -47,7 +47,7 @@ from scanner.exporters.contract import (
 )
 from scanner.exporters.jsonreport import role
 from scanner.model import CertFacts, ChainReport, Endpoint
-from scanner.results import AddressResult, EndpointResult, ResultStatus
+from scanner.results import AddressResult, EndpointResult, ResultStatus, unjudged
 from scanner.rotation import Rotation
 from scanner.settings import DEFAULT_RETENTION
 
@@ -299,9 +299,11 @@ def scan_exposition(
             if observation is not None:
                 seconds = observation.connect_seconds + observation.handshake_seconds
                 out.add("pinaudit_handshake_duration_seconds", seconds, endpoint, key)
-        if not current:  # the global deadline passed before it was probed
+        if not current:  # never probed (the deadline passed) or never judged (a bug)
+            missing = unjudged(result)
+            reason = missing[0] if missing is not None else NOT_SCANNED_REASON
             out.add("pinaudit_endpoint_up", 0, endpoint)
-            out.add("pinaudit_probe_error", 1, endpoint, "", (NOT_SCANNED_REASON,))
+            out.add("pinaudit_probe_error", 1, endpoint, "", (reason,))
 
         previous = history.addresses.get(eid, {})
         sources = {key: Retained(a, now) for key, a in current if _usable(a)}

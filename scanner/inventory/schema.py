@@ -175,7 +175,7 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
         absolute, real = resolve(name)
         data = read_file(real)
     except Unreadable as exc:
-        run.add(Location(name, 1, 1), "", f"cannot read inventory: {exc}")
+        run.add(Location(name, 0, 0), "", f"cannot read inventory: {exc}")
         raise InventoryError(run.sorted_problems()) from None
     directory = os.path.dirname(absolute)
     run.read_bytes(data, FileRef(name, directory, os.path.dirname(name), ((real, name),), True))

@@ -135,6 +135,8 @@ class Location:
     column: int
 
     def __str__(self) -> str:
+        if self.line <= 0:  # the file as a whole (it could not be read at all)
+            return self.file
         return f"{self.file}:{self.line}:{self.column}"
 
 

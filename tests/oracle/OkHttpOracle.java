@@ -1,6 +1,7 @@
 // The real OkHttp as an oracle for pinaudit's OkHttp verdicts.
 //
 // Usage: java -cp <classes>:okhttp.jar:okio.jar OkHttpOracle cases.json
+//        java -cp <classes> OkHttpOracle --subjects certs.json   (how the JDK prints names)
 //
 // cases.json: {"cases": [{"id": str, "url": str, "address": str,
 //                         "pins": [[pattern, [pin, ...]], ...], "roots": [PEM, ...]}]}
@@ -44,6 +45,10 @@ public final class OkHttpOracle {
   private static final String CANARY_PIN = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
   public static void main(String[] args) throws Exception {
+    if (args[0].equals("--subjects")) {
+      subjects(args[1]);
+      return;
+    }
     String text = new String(Files.readAllBytes(Paths.get(args[0])), StandardCharsets.UTF_8);
     Map<?, ?> root = (Map<?, ?>) new Json(text).value();
     StringBuilder out = new StringBuilder();
@@ -60,6 +65,18 @@ public final class OkHttpOracle {
       System.out.print(out);
       System.out.flush();
       out.setLength(0);
+    }
+  }
+
+  /** `--subjects file.json` ({"certs": [PEM, ...]}): each subjectDN.name, one JSON line each. */
+  private static void subjects(String path) throws Exception {
+    String text = new String(Files.readAllBytes(Paths.get(path)), StandardCharsets.UTF_8);
+    CertificateFactory factory = CertificateFactory.getInstance("X.509");
+    for (Object pem : (List<?>) ((Map<?, ?>) new Json(text).value()).get("certs")) {
+      byte[] bytes = ((String) pem).getBytes(StandardCharsets.US_ASCII);
+      X509Certificate cert =
+          (X509Certificate) factory.generateCertificate(new ByteArrayInputStream(bytes));
+      System.out.println(Json.write(cert.getSubjectDN().getName()));
     }
   }
 

@@ -40,7 +40,7 @@ from peers import free_port, require_program, running
 from scanner.chain import analyze_chain
 from scanner.clients import assess_clients
 from scanner.inventory import load_inventory
-from scanner.policy import Verdict
+from scanner.model import Verdict
 from scanner.probe import make_client_context, probe_address
 from scanner.trust import store_from_pem
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,11 +34,16 @@ from typing import Any
 
 import pytest
 import trio
+from cryptography import x509
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 from oracle.okhttp_cases import Case, build_cases
 from peers import free_port, require_program, running
 
 from scanner.chain import analyze_chain
 from scanner.clients import assess_clients
+from scanner.clients.okhttp_jvm import jdk_subject
+from scanner.fleet.pki import PKI, Issued
 from scanner.inventory import load_inventory
 from scanner.model import Verdict
 from scanner.probe import make_client_context, probe_address
@@ -51,6 +56,7 @@ JARS = ("/usr/share/java/okhttp.jar", "/usr/share/java/okio.jar")
 NOW = datetime.now(timezone.utc)
 CASES = build_cases(NOW)
 BATCH = 16  # servers running at once
+OKHTTP_VERSION = 3  # Debian's libokhttp-java: 3.13.1
 _FAILED_TO_FIND = "Failed to find a trusted cert that signed "
 
 
@@ -118,10 +124,13 @@ def kotlin_source(case: Case) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pinaudit_outcome(case: Case, served: tuple[bytes, ...], port: int, directory: Path) -> Outcome:
+def pinaudit_outcome(
+    case: Case, served: tuple[bytes, ...], port: int, directory: Path, *, platform: str = "jvm"
+) -> Outcome:
     """pinaudit's verdict and failure text for one case, through its public API:
-    an inventory naming the Kotlin file, the chain its probe received, the
-    case's roots as the trust store. The only code here that knows that API."""
+    an inventory naming the Kotlin file (OkHttp 3 on `platform`), the chain its
+    probe received, the case's roots as the trust store. The only code here
+    that knows that API."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "Pinning.kt").write_text(kotlin_source(case), encoding="utf-8")
     roots = b"".join(r.pem for r in case.roots)
@@ -132,6 +141,8 @@ def pinaudit_outcome(case: Case, served: tuple[bytes, ...], port: int, directory
         "pinsets:\n"
         "  app:\n"
         "    from: {okhttp: Pinning.kt}\n"
+        f"    platform: {platform}\n"
+        f"    okhttp_version: {OKHTTP_VERSION}\n"
         "endpoints:\n"
         f"  - host: {json.dumps(case.address)}\n"
         f"{name}"
@@ -246,11 +257,17 @@ class _servers:
             self.stack.pop().__exit__(None, None, None)
 
 
+@dataclass(frozen=True)
+class Oracle:
+    java: str
+    classes: Path  # OkHttpOracle compiled
+    tmp: Path
+
+
 @pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Observed]]:
+def oracle(tmp_path_factory: pytest.TempPathFactory) -> Oracle:
     java = require_program("java")
     javac = require_program("javac")
-    openssl = require_program("openssl")
     for jar in JARS:
         if not Path(jar).exists():
             require_program(Path(jar).name)  # skips, or fails under PINAUDIT_REQUIRE_PEERS=1
@@ -264,9 +281,16 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Obs
         check=False,
     )
     assert compiled.returncode == 0, compiled.stderr
+    return Oracle(java, classes, tmp)
+
+
+@pytest.fixture(scope="module")
+def observed(oracle: Oracle) -> Iterator[dict[str, Observed]]:
+    openssl = require_program("openssl")
     results: dict[str, Observed] = {}
     for start in range(0, len(CASES), BATCH):
-        results.update(_run_batch(CASES[start : start + BATCH], tmp, classes, openssl, java))
+        batch = CASES[start : start + BATCH]
+        results.update(_run_batch(batch, oracle.tmp, oracle.classes, openssl, oracle.java))
     yield results
 
 
@@ -274,8 +298,178 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Obs
 def test_pinaudit_agrees_with_okhttp(
     case: Case, observed: dict[str, Observed], tmp_path: Path
 ) -> None:
+    """The JVM judge (``platform: jvm``, ``okhttp_version: 3``) says what OkHttp did."""
     seen = observed[case.id]
     assert seen.served == tuple(c.der for c in case.served), "s_server sent another chain"
     expected = okhttp_outcome(seen.okhttp)
     got = pinaudit_outcome(case, seen.served, seen.port, tmp_path)
     assert str(got) == str(expected), f"{case.id} ({case.seen})"
+
+
+# --- Android: what the Android judge says, where it differs from OkHttp on a JVM ------------
+#
+# Android itself cannot run here. On Android OkHttp pins against the chain the
+# platform's trust manager built (AndroidCertificateChainCleaner: the validated
+# path), and the subjects in its message are printed the Android way (RFC 2253,
+# as in real crash logs: "CN=R3,O=Let's Encrypt,C=US"). Every other case must
+# say exactly what OkHttp said on the JVM, with the subjects so printed.
+
+
+def _validated(*positions: str) -> Callable[[Case], list[Issued]]:
+    """The validated path as positions: s0, s1 … served; r0 … roots."""
+
+    def pick(case: Case) -> list[Issued]:
+        return [(case.served if p[0] == "s" else case.roots)[int(p[1:])] for p in positions]
+
+    return pick
+
+
+# case → (the Android judge's verdict, its chain when it fails, why it differs)
+ANDROID_DIFFERENCES: dict[str, tuple[str, Callable[[Case], list[Issued]] | None, str]] = {
+    "intermediate-trusted-root-sent-pin-root": (
+        "fail_enforced",
+        _validated("s0", "r0"),
+        "the validated path ends at the trusted intermediate; the served root is not on it",
+    ),
+    "two-intermediates-untrusted-first": (
+        "pass",
+        None,
+        "the platform validates through the trusted copy; nothing takes the first signer served",
+    ),
+    "non-ca-copy-of-intermediate-first": (
+        "pass",
+        None,
+        "the platform validates through the CA copy; nothing takes the first signer served",
+    ),
+    "cross-intermediate-b-trusted-a-first-pin-b": (
+        "pass",
+        None,
+        "the platform validates through the copy signed by the trusted root",
+    ),
+    "cross-root-both-trusted-pin-old": (
+        "path_dependent",
+        None,
+        "two valid paths; which one the platform's trust manager builds is not OkHttp's rule",
+    ),
+    "cross-root-both-trusted-pin-old-reversed": (
+        "path_dependent",
+        None,
+        "two valid paths; which one the platform's trust manager builds is not OkHttp's rule",
+    ),
+    "cross-intermediate-both-trusted-a-first-pin-a": (
+        "path_dependent",
+        None,
+        "two valid paths; which one the platform's trust manager builds is not OkHttp's rule",
+    ),
+    "cross-intermediate-both-trusted-b-first-pin-a": (
+        "path_dependent",
+        None,
+        "two valid paths; which one the platform's trust manager builds is not OkHttp's rule",
+    ),
+}
+
+
+def _android_subjects(text: str, case: Case) -> str:
+    """OkHttp's JVM message with each chain subject as Android prints it."""
+    by_pin = {str(c.pin): c for c in (*case.served, *case.roots)}
+
+    def subject(match: re.Match[str]) -> str:
+        cert = by_pin[match[1]]
+        return f"    {match[1]}: {cert.cert.subject.rfc4514_string()}"
+
+    return re.sub(r"^    (sha256/\S+): .*$", subject, text, flags=re.MULTILINE)
+
+
+def _android_message(case: Case, chain: list[Issued], host: str) -> str:
+    lines = ["Certificate pinning failure!", "  Peer certificate chain:"]
+    lines += [f"    {c.pin}: {c.cert.subject.rfc4514_string()}" for c in chain]
+    lines.append(f"  Pinned certificates for {host}:")
+    lines += [f"    {p}" for _, pins in case.pins for p in dict.fromkeys(pins)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_android_judge(case: Case, observed: dict[str, Observed], tmp_path: Path) -> None:
+    """Same case, ``platform: android``: OkHttp's own answer unless listed above."""
+    seen = observed[case.id]
+    okhttp = okhttp_outcome(seen.okhttp)
+    got = pinaudit_outcome(case, seen.served, seen.port, tmp_path, platform="android")
+    difference = ANDROID_DIFFERENCES.get(case.id)
+    if difference is None:
+        text = _android_subjects(okhttp.text, case) if okhttp.text is not None else None
+        assert str(got) == str(Outcome(okhttp.verdict, text)), case.id
+        return
+    verdict, chain, why = difference
+    assert got.verdict != okhttp.verdict, f"{case.id} no longer differs ({why})"
+    expected = Outcome(verdict, _android_message(case, chain(case), case.host) if chain else None)
+    assert str(got) == str(expected), why
+
+
+# --- how the JDK prints a subject --------------------------------------------------------
+
+_A = x509.NameAttribute
+_TRICKY_NAMES = [
+    # real CA names: an apostrophe (Let's Encrypt), a comma (Entrust, Inc.)
+    [_A(NameOID.COUNTRY_NAME, "US"), _A(NameOID.ORGANIZATION_NAME, "Let's Encrypt")],
+    [_A(NameOID.ORGANIZATION_NAME, "Entrust, Inc."), _A(NameOID.COMMON_NAME, "Entrust L1K")],
+    [_A(NameOID.COMMON_NAME, "a+b=c;d<e>")],
+    [_A(NameOID.COMMON_NAME, "#lead")],
+    [_A(NameOID.COMMON_NAME, 'say "hi" \\ bye')],
+    [_A(NameOID.COMMON_NAME, " lead")],
+    [_A(NameOID.COMMON_NAME, "trail ")],
+    [_A(NameOID.COMMON_NAME, "two  spaces")],
+    [_A(NameOID.COMMON_NAME, '"quoted"')],
+    [_A(NameOID.COMMON_NAME, "a@b_c&d*e, @f")],
+    [_A(NameOID.LOCALITY_NAME, "Zürich"), _A(NameOID.COMMON_NAME, "東京")],
+    [_A(NameOID.COMMON_NAME, "line\nbreak")],
+    [
+        _A(NameOID.EMAIL_ADDRESS, "ca@example.com"),
+        _A(NameOID.DOMAIN_COMPONENT, "com"),
+        _A(NameOID.USER_ID, "u1"),
+        _A(NameOID.SERIAL_NUMBER, "1234"),
+        _A(NameOID.STATE_OR_PROVINCE_NAME, "Texas"),
+        _A(NameOID.STREET_ADDRESS, "1 Main St"),
+        _A(NameOID.TITLE, "Dr"),
+        _A(NameOID.GIVEN_NAME, "Ann"),
+        _A(NameOID.SURNAME, "Lee"),
+        _A(NameOID.INITIALS, "AL"),
+        _A(NameOID.GENERATION_QUALIFIER, "III"),
+        _A(NameOID.DN_QUALIFIER, "q"),
+        _A(NameOID.POSTAL_CODE, "77001"),
+        _A(NameOID.BUSINESS_CATEGORY, "Private Organization"),
+        _A(NameOID.JURISDICTION_COUNTRY_NAME, "US"),
+        _A(ObjectIdentifier("1.2.3.4"), "custom"),
+    ],
+    [_A(NameOID.COMMON_NAME, "printable", _ASN1Type.PrintableString)],
+    [_A(NameOID.ORGANIZATIONAL_UNIT_NAME, "bmp", _ASN1Type.BMPString)],
+]
+
+
+def test_jdk_subjects(oracle: Oracle) -> None:
+    """pinaudit prints a subject in a JVM failure text the way the JDK does:
+    each name's getSubjectDN().getName() from the real JDK."""
+    pki = PKI(NOW)
+    names = [x509.Name(attrs) for attrs in _TRICKY_NAMES]
+    names.append(
+        x509.Name(
+            [
+                x509.RelativeDistinguishedName(
+                    [_A(NameOID.COMMON_NAME, "multi"), _A(NameOID.USER_ID, "u2")]
+                ),
+                x509.RelativeDistinguishedName([_A(NameOID.ORGANIZATION_NAME, "O1")]),
+            ]
+        )
+    )
+    certs = [pki.issue("x", subject=name) for name in names]
+    spec = oracle.tmp / "subjects.json"
+    spec.write_text(json.dumps({"certs": [c.pem.decode() for c in certs]}), encoding="utf-8")
+    done = subprocess.run(
+        [oracle.java, "-cp", str(oracle.classes), "OkHttpOracle", "--subjects", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    jdk = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [jdk_subject(c.cert.subject) for c in certs] == jdk

@@ -9,6 +9,7 @@ built here and analysed by pinaudit's own chain code.
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scanner.chain import analyze_chain
+from scanner.cli import main
 from scanner.clients import assess_clients, canonical_host
 from scanner.errors import InventoryError
 from scanner.fleet.pki import PKI, Issued
@@ -324,3 +326,38 @@ def test_a_pin_under_two_patterns_is_listed_twice_and_subjects_as_each_platform_
     assert android.failure["message"] == jvm.failure["message"].replace(
         "O=pinaudit test PKI, CN=", "O=pinaudit test PKI,CN="
     )
+
+
+# --- pinaudit import ------------------------------------------------------------------
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err)
+    return int(status), out.getvalue(), err.getvalue()
+
+
+def test_import_reads_the_file_as_the_okhttp_version_given(tmp_path: Path) -> None:
+    """okhttp #5781's host:port pattern: OkHttp 4 refuses it (an error in the
+    copy), OkHttp 3 pins the host; the copy says the version and platform."""
+    source = tmp_path / "Pinning.kt"
+    source.write_text(
+        "val pinner = CertificatePinner.Builder()\n"
+        f'    .add("api.example.com:8443", "sha256/{"D" * 42}A=")\n'
+        "    .build()\n",
+        encoding="utf-8",
+    )
+    status, out4, err4 = _run("import", "okhttp", str(source))
+    assert "errors:" in out4
+    assert status == 0
+    assert "Invalid pattern: api.example.com:8443" in err4
+    status, out3, err3 = _run(
+        "import", "okhttp", str(source), "--okhttp-version", "3", "--platform", "jvm"
+    )
+    assert (status, err3) == (0, "")
+    assert "    platform: jvm\n    okhttp_version: 3\n" in out3
+    assert '      - host: "api.example.com"\n' in out3
+    copy = load_inventory_text(out3, "copy.yaml").policies["Pinning"]
+    assert (copy.okhttp_platform, copy.okhttp_major) == (Platform.JVM, 3)
+    status, _, err = _run("import", "android", str(source), "--platform", "jvm")
+    assert status == 2 and "--platform is for the okhttp kind only" in err

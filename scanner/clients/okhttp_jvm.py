@@ -96,15 +96,25 @@ def clean_chain(
     parsed: list[tuple[x509.Certificate, CertFacts]] = []
     for der in served:
         entry = cache.get(der)
-        if not isinstance(entry, str):
-            parsed.append(entry)
+        if isinstance(entry, str):
+            if not parsed:  # the leaf: the JDK refuses the handshake before OkHttp looks
+                return JvmChain((), "the leaf certificate does not parse")
+            continue
+        parsed.append(entry)
     if not parsed:
-        return JvmChain((), "no certificate the JDK could parse")
-    trusted: list[tuple[x509.Certificate, CertFacts]] = []
+        return JvmChain((), "no certificate served")
+    # BasicTrustRootIndex: the trust store's certificates by subject
+    by_subject: dict[x509.Name, list[x509.Certificate]] = {}
     for certificate in anchors:
-        entry = cache.get(certificate.public_bytes(Encoding.DER))
-        if not isinstance(entry, str):
-            trusted.append(entry)
+        by_subject.setdefault(certificate.subject, []).append(certificate)
+
+    def trusted_signer(cert: x509.Certificate) -> tuple[x509.Certificate, CertFacts] | None:
+        for candidate in by_subject.get(cert.issuer, ()):
+            if _signed_by(cert, candidate):
+                entry = cache.get(candidate.public_bytes(Encoding.DER))
+                if not isinstance(entry, str):
+                    return entry
+        return None
 
     def verify(cert: x509.Certificate, signer: x509.Certificate, below: int) -> bool:
         if check_constraints and _basic_constraints(signer) < below:
@@ -116,10 +126,7 @@ def clean_chain(
     found_trusted = False
     for _ in range(MAX_SIGNERS):
         current = result[-1][0]
-        anchor = next(
-            (a for a in trusted if a[0].subject == current.issuer and _signed_by(current, a[0])),
-            None,
-        )
+        anchor = trusted_signer(current)
         if anchor is not None:
             if len(result) > 1 or current != anchor[0]:
                 result.append(anchor)

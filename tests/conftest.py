@@ -22,6 +22,7 @@ SLOW_MODULES = frozenset(
         "test_faults.py",
         "test_fuzz.py",
         "test_inventory_props.py",
+        "test_okhttp_oracle.py",
         "test_prometheus_alerts_e2e.py",
         "test_prometheus_export.py",
         "test_resources.py",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 
 from scanner.cli.args import Parser, Streams, Subparsers, UsageError
 from scanner.cli.validate import client_warnings
 from scanner.importers import KINDS, read_policy
 from scanner.importers._common import stem_name
 from scanner.inventory.copy import inventory_text
+from scanner.model import OKHTTP_PLATFORMS, OKHTTP_VERSIONS, Platform
 from scanner.status import ExitStatus
 
 __all__ = ["add_parser", "run"]
@@ -35,6 +37,17 @@ def add_parser(sub: Subparsers[Parser]) -> None:
         metavar="FILE",
         help="chromium: the .pins file (default: FILE with the suffix .pins)",
     )
+    p.add_argument(
+        "--platform",
+        choices=[platform.value for platform in OKHTTP_PLATFORMS],
+        help="okhttp: where the app runs (default android; jvm: OkHttp's own chain cleaner)",
+    )
+    p.add_argument(
+        "--okhttp-version",
+        type=int,
+        choices=OKHTTP_VERSIONS,
+        help="okhttp: the OkHttp major version whose rules read the file (default 4)",
+    )
     p.set_defaults(func=run)
 
 
@@ -44,7 +57,14 @@ def run(args: argparse.Namespace, streams: Streams) -> ExitStatus:
         raise UsageError(f"--name {name!r}: must match [A-Za-z0-9_][A-Za-z0-9_.-]*")
     if args.pins is not None and args.kind != "chromium":
         raise UsageError("--pins is for the chromium kind only")
-    policy = read_policy(args.kind, args.file, name=name, pins_path=args.pins)
+    for flag, value in (("--platform", args.platform), ("--okhttp-version", args.okhttp_version)):
+        if value is not None and args.kind != "okhttp":
+            raise UsageError(f"{flag} is for the okhttp kind only")
+    policy = read_policy(
+        args.kind, args.file, name=name, pins_path=args.pins, okhttp_version=args.okhttp_version
+    )
+    if args.platform is not None:
+        policy = replace(policy, platform=Platform(args.platform))
     client_warnings([policy], "pinaudit import", streams.stderr)
     command = " ".join(["pinaudit import", args.kind, args.file])
     streams.stdout.write(inventory_text(policy, command=command))

@@ -14,8 +14,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from scanner.clients.judge import FAILS, Path, utc_text
-from scanner.model import ChainReport, Client, ClientVerdict, Pin, Platform, Verdict
+from scanner.clients.judge import FAILS, Path, okhttp_on_jvm, utc_text
+from scanner.clients.okhttp_jvm import JvmChain
+from scanner.model import (
+    DEFAULT_OKHTTP_VERSION,
+    ChainReport,
+    Client,
+    ClientPolicy,
+    ClientVerdict,
+    Pin,
+    Platform,
+    PolicyRule,
+    Verdict,
+)
 from scanner.pins import okio_base64
 
 __all__ = [
@@ -24,6 +35,7 @@ __all__ = [
     "failure_formats",
     "hpkp_report",
     "okhttp_failure_message",
+    "okhttp_pinned",
     "trustkit_android_failure_message",
     "trustkit_report",
 ]
@@ -32,16 +44,52 @@ HPKP_MAX_AGE_CAP = 86400 * 60  # Chromium's kMaxHPKPAgeSecs
 TRUSTKIT_VERSION = "3.0.0"
 
 
-def okhttp_failure_message(verdict: ClientVerdict, path: Path) -> str:
-    """OkHttp's ``SSLPeerUnverifiedException`` message, as the app would log it."""
+def okhttp_pinned(rules: Sequence[PolicyRule], version: int = DEFAULT_OKHTTP_VERSION) -> list[str]:
+    """The pins OkHttp lists under "Pinned certificates for": every pin of every
+    matching pattern, in the order added, as ``alg/base64``. OkHttp keeps a set of
+    (pattern, pin), so a pin under two patterns is listed twice; OkHttp 3 tells
+    patterns apart as written, 4 and 5 in canonical form."""
+    seen: set[tuple[str, str, bytes]] = set()
+    shown: list[str] = []
+    for rule in rules:
+        written = rule.written_pins or (*(str(p) for p in rule.pins), *rule.dead_pins)
+        pattern = rule.label if version < 4 and rule.label is not None else rule.pattern
+        for text in written:
+            alg, _, body = text.partition("/")
+            raw = okio_base64(body) or b""
+            key = (pattern, alg, raw)
+            if key not in seen:
+                seen.add(key)
+                shown.append(f"{alg}/{base64.b64encode(raw).decode('ascii')}")
+    return shown
+
+
+def okhttp_failure_message(
+    verdict: ClientVerdict,
+    path: Path,
+    *,
+    version: int = DEFAULT_OKHTTP_VERSION,
+    jvm: JvmChain | None = None,
+) -> str:
+    """OkHttp's ``SSLPeerUnverifiedException`` message, as the app would log it.
+
+    On Android the chain is the validated path, each subject as Android prints
+    it (RFC 2253, like ``CN=R3,O=Let's Encrypt,C=US``). On a JVM (`jvm`) it is
+    the chain OkHttp's cleaner built, each subject as the JDK prints it
+    (``CN=R3, O=Let's Encrypt, C=US``); when the cleaner itself gave up, its
+    message (the JDK appends a dump of the whole certificate after the subject
+    shown here)."""
+    if jvm is not None and jvm.error is not None:
+        return jvm.error
+    chain = (
+        [(c.facts.spki_sha256, c.subject) for c in jvm.certs]
+        if jvm is not None
+        else [(c.spki_sha256, c.subject) for c in path]
+    )
     lines = ["Certificate pinning failure!", "  Peer certificate chain:"]
-    lines += [f"    {c.spki_sha256}: {c.subject}" for c in path]
+    lines += [f"    {key}: {subject}" for key, subject in chain]
     lines.append(f"  Pinned certificates for {verdict.host}:")
-    lines += [f"    {p}" for p in verdict.pins]
-    for dead in verdict.dead_pins:
-        alg, _, body = dead.partition("/")
-        raw = okio_base64(body) or b""
-        lines.append(f"    {alg}/{base64.b64encode(raw).decode('ascii')}")
+    lines += [f"    {p}" for p in okhttp_pinned(verdict.rules, version)]
     return "\n".join(lines)
 
 
@@ -136,9 +184,13 @@ def failure_formats(
     now: datetime,
     anchors_der: Mapping[bytes, bytes] | None = None,
     platform: Platform | None = None,
+    policy: ClientPolicy | None = None,
+    jvm: JvmChain | None = None,
 ) -> dict[str, Any]:
     """The failure as the client would show it: ``{"message": str}`` (OkHttp,
-    TrustKit-Android) and/or ``{"report": {...}}`` (TrustKit, HPKP report JSON)."""
+    TrustKit-Android) and/or ``{"report": {...}}`` (TrustKit, HPKP report JSON).
+    `policy`: the verdict's policy (OkHttp: its version and platform); `jvm`:
+    the chain OkHttp's cleaner built when it runs on a JVM."""
     trustkit_blocked = (
         verdict.client is Client.TRUSTKIT and verdict.verdict is Verdict.CHAIN_INVALID
     )
@@ -151,7 +203,11 @@ def failure_formats(
     path_der = [by_digest[c.der_sha256] for c in path if c.der_sha256 in by_digest]
     out: dict[str, Any] = {}
     if verdict.client is Client.OKHTTP:
-        out["message"] = okhttp_failure_message(verdict, path)
+        version = policy.okhttp_major if policy is not None else DEFAULT_OKHTTP_VERSION
+        on_jvm = policy is not None and okhttp_on_jvm(policy)
+        out["message"] = okhttp_failure_message(
+            verdict, path, version=version, jvm=jvm if on_jvm else None
+        )
     elif verdict.client is Client.TRUSTKIT:
         if trustkit_blocked:
             result = 2  # FailedInvalidCertificateChain: blocked even without enforcement

@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from scanner.audit import audit
 from scanner.chain import DEFAULT_CACHE, CertificateCache
 from scanner.clients.failures import failure_formats
-from scanner.clients.judge import FAILS, Environment, Path, judge_endpoint, utc_text
+from scanner.clients.judge import (
+    FAILS,
+    Environment,
+    Path,
+    judge_endpoint,
+    jvm_chain,
+    okhttp_on_jvm,
+    utc_text,
+)
 from scanner.model import (
     ChainReport,
     Check,
@@ -160,13 +168,22 @@ def assess_clients(
     format attached, and the findings they give."""
     if not endpoint.client_policies:
         return (), ()
+    served = [s.der for s in report.served]
     extra: tuple[Path, ...] = ()
     if report.valid:
-        extra = candidate_paths([s.der for s in report.served], store, now, cache=cache)
-    verdicts = judge_endpoint(endpoint, endpoint.client_policies, report, now, paths=extra, env=env)
+        extra = candidate_paths(served, store, now, cache=cache)
+    # OkHttp on a JVM pins against the chain its own cleaner builds from what was served
+    jvm = {
+        policy.name: jvm_chain(policy, served, store.anchors, cache=cache)
+        for policy in endpoint.client_policies
+        if okhttp_on_jvm(policy) and report.valid
+    }
+    verdicts = judge_endpoint(
+        endpoint, endpoint.client_policies, report, now, paths=extra, env=env, jvm=jvm
+    )
     blocked = any(v.verdict in FAILS or v.verdict is Verdict.CHAIN_INVALID for v in verdicts)
     anchors_der = _anchor_ders(report, store) if blocked else {}
-    platforms = {p.name: p.platform for p in endpoint.client_policies}
+    policies = {p.name: p for p in endpoint.client_policies}
     shown = tuple(
         replace(
             v,
@@ -176,7 +193,9 @@ def assess_clients(
                 port=endpoint.port,
                 now=now,
                 anchors_der=anchors_der,
-                platform=platforms.get(v.policy),
+                platform=policies[v.policy].platform if v.policy in policies else None,
+                policy=policies.get(v.policy),
+                jvm=jvm.get(v.policy),
             )
             or None,
         )

@@ -6,14 +6,25 @@ enforcement window (Android's device time zones, TrustKit's UTC midnight,
 Chromium's list age), and gives the verdict on the validated path, or on
 each candidate path when cross-signs allow several. Nothing here reads the
 clock or the network: `now` is a parameter, chains come as ``CertFacts``.
+
+Where a client decides the chain itself, it gets one verdict: OkHttp on a
+JVM pins against the chain its cleaner builds from the served certificates
+(``scanner.clients.okhttp_jvm``), whatever other paths a verifier could
+build. A client that takes the chain from its platform's verifier (Android,
+Apple, a browser) gets PATH_DEPENDENT when cross-signs allow several paths
+with different verdicts, and the finding says whose choice it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, timezone
 
+from cryptography import x509
+
+from scanner.chain import DEFAULT_CACHE, CertificateCache
+from scanner.clients.okhttp_jvm import JvmChain, clean_chain
 from scanner.clients.selection import Selection, canonical_host, select
 from scanner.model import (
     CertFacts,
@@ -38,6 +49,8 @@ __all__ = [
     "enforcement_window",
     "judge",
     "judge_endpoint",
+    "jvm_chain",
+    "okhttp_on_jvm",
     "report_paths",
     "utc_text",
 ]
@@ -370,6 +383,23 @@ def _path_key(path: Path) -> tuple[Pin, ...]:
     return tuple(c.spki_sha256 for c in path)
 
 
+def okhttp_on_jvm(policy: ClientPolicy) -> bool:
+    """Whether `policy` is OkHttp running off Android (its cleaner picks the chain)."""
+    return policy.client is Client.OKHTTP and policy.okhttp_platform is Platform.JVM
+
+
+def jvm_chain(
+    policy: ClientPolicy,
+    served: Sequence[bytes],
+    anchors: Sequence[x509.Certificate],
+    *,
+    cache: CertificateCache = DEFAULT_CACHE,
+) -> JvmChain:
+    """The chain `policy`'s OkHttp pins against on a JVM (OkHttp 5 checks the
+    signers' CA bit and path length, 3 and 4 do not)."""
+    return clean_chain(served, anchors, check_constraints=policy.okhttp_major >= 5, cache=cache)
+
+
 def judge(
     policy: ClientPolicy,
     host: str,
@@ -378,10 +408,13 @@ def judge(
     *,
     valid: bool = True,
     env: Environment | None = None,
+    jvm: JvmChain | None = None,
 ) -> ClientVerdict:
     """`policy`'s client's verdict for `host` on candidate `paths` (the first is
     the one a verifier builds; several when cross-signs or trust stores give
-    more). `valid` is whether normal validation succeeds."""
+    more). `valid` is whether normal validation succeeds. `jvm`: for OkHttp on
+    a JVM, the chain its cleaner built (``jvm_chain``); without it the first
+    path stands for it."""
     env = env or Environment()
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
@@ -398,7 +431,7 @@ def judge(
             problems=policy.problems,
         )
     selection = select(policy, name)
-    run = _Run(policy, name, paths, now, valid, env, base)
+    run = _Run(policy, name, paths, now, valid, env, base, jvm)
     if selection.alternatives:
         return _ambiguous(run, selection)
     if not selection.rules:
@@ -418,6 +451,54 @@ class _Run:
     valid: bool
     env: Environment
     base: ClientVerdict
+    jvm: JvmChain | None = None
+
+
+def _chain_text(path: Path) -> str:
+    return " → ".join(c.subject for c in path) or "-"
+
+
+def _on_jvm(run: _Run, judge_: _Judge, out: ClientVerdict) -> ClientVerdict:
+    """OkHttp on a JVM: one verdict, on the chain its cleaner builds."""
+    if not run.valid or run.jvm is None:
+        path = run.paths[0] if run.paths else ()
+        judged = judge_.on_path(path, run.valid)
+        return replace(out, verdict=judged.verdict, detail=judged.detail, matched=judged.matched)
+    if run.jvm.error is not None:
+        return replace(
+            out,
+            verdict=Verdict.FAIL_ENFORCED,
+            detail=f"OkHttp's chain cleaner (JVM) refuses the served chain: {run.jvm.error}",
+        )
+    path = run.jvm.path
+    judged = judge_.on_path(path, True)
+    detail = f"{judged.detail} (the chain OkHttp's cleaner builds on a JVM)"
+    validated = run.paths[0] if run.paths else ()
+    if _path_key(validated) != _path_key(path):
+        detail += (
+            f"; it differs from the validated path: {_chain_text(path)} instead of "
+            f"{_chain_text(validated)}"
+        )
+    return replace(out, verdict=judged.verdict, detail=detail, matched=judged.matched)
+
+
+def _path_choice(policy: ClientPolicy) -> str:
+    """Who picks among several valid paths, for a client that does not pick itself."""
+    client = policy.client
+    if client is Client.OKHTTP:
+        return (
+            "OkHttp on Android pins against the chain the platform's trust manager builds, "
+            "and pinaudit does not know which of these paths a given Android version builds"
+        )
+    if client is Client.ANDROID or (
+        client is Client.TRUSTKIT and policy.platform is Platform.ANDROID
+    ):
+        return "the Android platform's verifier builds the chain, which path is not fixed"
+    if client in (Client.IOS, Client.TRUSTKIT):
+        return "Apple's trust evaluation builds the chain, which path is not fixed"
+    if client in (Client.CHROMIUM, Client.HPKP):
+        return "the browser's verifier builds the chain; it differs by platform and version"
+    return "which path a verifier builds is not fixed"
 
 
 def _verdict(run: _Run, rules: tuple[PolicyRule, ...], selection: Selection) -> ClientVerdict:
@@ -447,6 +528,8 @@ def _verdict(run: _Run, rules: tuple[PolicyRule, ...], selection: Selection) -> 
     static = judge_.static()
     if static is not None:
         return replace(out, verdict=static.verdict, detail=static.detail)
+    if okhttp_on_jvm(policy):
+        return _on_jvm(run, judge_, out)
     unique: dict[tuple[Pin, ...], Path] = {}
     for path in paths or [()]:
         unique.setdefault(_path_key(path), path)
@@ -468,7 +551,8 @@ def _verdict(run: _Run, rules: tuple[PolicyRule, ...], selection: Selection) -> 
     return replace(
         out,
         verdict=Verdict.PATH_DEPENDENT,
-        detail=f"the verdict depends on the path the verifier builds: {shown}",
+        detail=f"the verdict depends on the path the verifier builds ({_path_choice(policy)}): "
+        f"{shown}",
         matched=first_judged.matched,
         paths=per_path,
     )
@@ -510,10 +594,22 @@ def judge_endpoint(
     *,
     paths: Sequence[Path] = (),
     env: Environment | None = None,
+    jvm: Mapping[str, JvmChain] | None = None,
 ) -> tuple[ClientVerdict, ...]:
-    """Every client's verdict on one endpoint's chain, in policy order."""
+    """Every client's verdict on one endpoint's chain, in policy order (`jvm`:
+    the cleaned chain of each OkHttp-on-a-JVM policy, by policy name)."""
     candidates = report_paths(report, paths)
     host = endpoint.server_name
+    chains = jvm or {}
     return tuple(
-        judge(policy, host, candidates, now, valid=report.valid, env=env) for policy in policies
+        judge(
+            policy,
+            host,
+            candidates,
+            now,
+            valid=report.valid,
+            env=env,
+            jvm=chains.get(policy.name),
+        )
+        for policy in policies
     )

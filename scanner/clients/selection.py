@@ -23,7 +23,8 @@ def canonical_host(policy: ClientPolicy, host: str) -> str:
     """The name as the client compares it (§8.2)."""
     client = policy.client
     if client is Client.OKHTTP:
-        return okhttp_canonical_host(host.strip()) or host.strip().lower()
+        text = host.strip()
+        return okhttp_canonical_host(text, policy.okhttp_major) or text.lower()
     if client is Client.TRUSTKIT and policy.platform is not Platform.ANDROID:
         return host  # TrustKit iOS/macOS: no normalisation at all
     name = idna_ascii(host.strip())
@@ -49,8 +50,12 @@ class Selection:
     alternatives: tuple[tuple[str, tuple[PolicyRule, ...]], ...] = ()  # AMBIGUOUS lookups
 
 
-def _okhttp_matches(rule: PolicyRule, host: str) -> bool:
+def _okhttp_matches(rule: PolicyRule, host: str, version: int) -> bool:
     suffix = rule.host
+    if rule.mode is HostMode.ONE_LABEL and version < 4:
+        # OkHttp 3: what follows the host's first dot (the whole host when it has
+        # none: "*.intranet" pins "intranet")
+        return host[host.find(".") + 1 :] == suffix
     if rule.mode is HostMode.ONE_LABEL:
         return host.endswith("." + suffix) and "." not in host[: -len(suffix) - 1]
     if rule.mode is HostMode.ANY_DEPTH:
@@ -59,11 +64,12 @@ def _okhttp_matches(rule: PolicyRule, host: str) -> bool:
 
 
 def _select_okhttp(policy: ClientPolicy, host: str) -> Selection:
-    rules = tuple(r for r in policy.rules if _okhttp_matches(r, host))
+    version = policy.okhttp_major
+    rules = tuple(r for r in policy.rules if _okhttp_matches(r, host, version))
     if rules or not host.endswith("."):
         return Selection(rules)
     bare = host[:-1]
-    missed = tuple(r for r in policy.rules if _okhttp_matches(r, bare))
+    missed = tuple(r for r in policy.rules if _okhttp_matches(r, bare, version))
     if not missed:
         return Selection()
     patterns = ", ".join(r.pattern for r in missed)

@@ -41,13 +41,15 @@ def parse_policy(
     name: str | None = None,
     pins_data: bytes | None = None,
     pins_source: str | None = None,
+    okhttp_version: int | None = None,
 ) -> ClientPolicy:
-    """Parse one configuration of `kind`. Raises ClientConfigError for an
-    unknown kind or a file refused for safety."""
+    """Parse one configuration of `kind` (`okhttp_version`: the OkHttp major
+    version whose rules read an ``okhttp`` file). Raises ClientConfigError for
+    an unknown kind or a file refused for safety."""
     if kind == "android":
         return parse_network_security_config(data, source, name=name)
     if kind == "okhttp":
-        return parse_okhttp(data, source, name=name)
+        return parse_okhttp(data, source, name=name, version=okhttp_version)
     if kind == "trustkit":
         if _is_android_xml(data):
             return parse_trustkit_android(data, source, name=name)
@@ -100,6 +102,7 @@ def read_policy(
     name: str | None = None,
     pins_path: str | None = None,
     pins_display: str | None = None,
+    okhttp_version: int | None = None,
 ) -> ClientPolicy:
     """Read and parse one configuration file. `display` names it in problems
     (as the user wrote it); `path` is where it is."""
@@ -112,4 +115,12 @@ def read_policy(
         pins_display = pins_display or (pins_file_for(shown) if not explicit else pins_path)
         if explicit or os.path.isfile(pins_path):
             pins_data = read_file(pins_path, pins_display)
-    return parse_policy(kind, data, shown, name=name, pins_data=pins_data, pins_source=pins_display)
+    return parse_policy(
+        kind,
+        data,
+        shown,
+        name=name,
+        pins_data=pins_data,
+        pins_source=pins_display,
+        okhttp_version=okhttp_version,
+    )

@@ -9,6 +9,9 @@ What ``CertificatePinner.Builder.add`` would throw on (a bad pattern, a pin
 without ``sha256/``/``sha1/``, undecodable base64) is a fatal problem: the
 client cannot be built. What it accepts but can never match (a digest of the
 wrong length) is kept as a dead pin.
+
+What the builder accepts and the messages it throws depend on the OkHttp
+major version (``scanner.hostnames``): pass ``version`` when it is known.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from scanner.importers._common import (
     line_column,
     stem_name,
 )
-from scanner.model import Client, ClientPolicy, HashAlg, Location, Pin, PolicyRule
+from scanner.model import (
+    DEFAULT_OKHTTP_VERSION,
+    Client,
+    ClientPolicy,
+    HashAlg,
+    Location,
+    Pin,
+    PolicyRule,
+)
 from scanner.pins import okio_base64
 
 __all__ = [
@@ -46,8 +57,12 @@ class _Arg:
     location: Location
 
 
-def parse_okhttp_pin(text: str) -> tuple[Pin | None, str | None, str | None]:
-    """(pin, dead-pin spelling, error) for one pin string as OkHttp reads it."""
+def parse_okhttp_pin(
+    text: str, version: int = DEFAULT_OKHTTP_VERSION
+) -> tuple[Pin | None, str | None, str | None]:
+    """(pin, dead-pin spelling, error) for one pin string as OkHttp `version` reads
+    it (an undecodable one: ``pins must be base64:`` before 4.6, ``Invalid pin
+    hash:`` since)."""
     if text.startswith("sha256/"):
         alg, body = HashAlg.SHA256, text[7:]
     elif text.startswith("sha1/"):
@@ -56,18 +71,36 @@ def parse_okhttp_pin(text: str) -> tuple[Pin | None, str | None, str | None]:
         return None, None, f"pins must start with 'sha256/' or 'sha1/': {text}"
     digest = okio_base64(body)
     if digest is None:
+        if version < 4:
+            return None, None, f"pins must be base64: {text}"
         return None, None, f"Invalid pin hash: {text}"
     if len(digest) != alg.digest_size:
         return None, text, None
     return Pin(alg, digest), None, None
 
 
+def _order(written: list[str], good: tuple[Pin, ...], dead: tuple[str, ...]) -> tuple[str, ...]:
+    """The pins as written when their order is not "live pins, then dead ones"
+    (the order OkHttp's failure message lists them in); () otherwise."""
+    keys: dict[tuple[str, bytes], None] = {}
+    for text in written:
+        alg, _, body = text.partition("/")
+        keys.setdefault((alg, okio_base64(body) or b""))
+    default = [(p.alg.value, p.digest) for p in good]
+    for text in dead:
+        alg, _, body = text.partition("/")
+        default.append((alg, okio_base64(body) or b""))
+    return () if list(keys) == default else tuple(written)
+
+
 class _Entries:
     """Pins per pattern, in the order OkHttp's builder would get them."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, version: int | None) -> None:
         self.out = Collector(source)
         self.rules: list[PolicyRule] = []
+        self.version = version
+        self.major = version or DEFAULT_OKHTTP_VERSION
 
     def add(self, pattern: _Arg, pins: list[_Arg]) -> None:
         if pattern.value is None:
@@ -76,20 +109,22 @@ class _Entries:
             )
             return
         try:
-            host, mode = parse_okhttp_pattern(pattern.value)
+            host, mode = parse_okhttp_pattern(pattern.value, self.major)
         except PatternError as exc:
             self.out.problem(pattern.location, str(exc))
             return
         good: dict[Pin, None] = {}
         dead: list[str] = []
+        written: list[str] = []
         for arg in pins:
             if arg.value is None:
                 self.out.problem(arg.location, f"cannot evaluate the pin {arg.text!r}: skipped")
                 continue
-            pin, dead_pin, error = parse_okhttp_pin(arg.value)
+            pin, dead_pin, error = parse_okhttp_pin(arg.value, self.major)
             if error is not None:
                 self.out.problem(arg.location, error)
                 continue
+            written.append(arg.value)
             if dead_pin is not None:
                 body = dead_pin.split("/", 1)[1]
                 self.out.note(
@@ -116,6 +151,7 @@ class _Entries:
                 pins=tuple(good),
                 dead_pins=tuple(dead),
                 label=pattern.value,
+                written_pins=_order(written, tuple(good), tuple(dead)),
                 location=pattern.location,
             )
         )
@@ -125,6 +161,7 @@ class _Entries:
             name=name,
             client=Client.OKHTTP,
             rules=tuple(self.rules),
+            okhttp_version=self.version,
             problems=tuple(self.out.problems),
             notes=tuple(self.out.notes),
             source=source,
@@ -249,10 +286,12 @@ def _looks_like_pin(arg: list[_Tok], constants: dict[str, str]) -> bool:
     return value is not None and re.match(r"[A-Za-z0-9-]+/", value) is not None
 
 
-def parse_okhttp_source(data: bytes, source: str, *, name: str | None = None) -> ClientPolicy:
+def parse_okhttp_source(
+    data: bytes, source: str, *, name: str | None = None, version: int | None = None
+) -> ClientPolicy:
     """``CertificatePinner.Builder().add(...)`` calls of a Kotlin or Java file."""
     text = decode_text(data, source)
-    entries = _Entries(source)
+    entries = _Entries(source, version)
     tokens = list(_tokens(text))
     constants = _constants(tokens)
 
@@ -296,11 +335,13 @@ def parse_okhttp_source(data: bytes, source: str, *, name: str | None = None) ->
 _LIST_LINE = re.compile(r"^(\S+?):(?:\s+(.*))?$")
 
 
-def parse_okhttp_list(data: bytes, source: str, *, name: str | None = None) -> ClientPolicy:
+def parse_okhttp_list(
+    data: bytes, source: str, *, name: str | None = None, version: int | None = None
+) -> ClientPolicy:
     """``pattern: pin, pin`` lines (``#`` comments); indented lines or ``- pin``
     lines add pins to the pattern above."""
     text = decode_text(data, source)
-    entries = _Entries(source)
+    entries = _Entries(source, version)
     current: tuple[_Arg, list[_Arg]] | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
@@ -346,8 +387,11 @@ def _list_pins(text: str, source: str, line: int, column: int) -> list[_Arg]:
     return found
 
 
-def parse_okhttp(data: bytes, source: str, *, name: str | None = None) -> ClientPolicy:
-    """Source (by the file's suffix) or a plain list."""
+def parse_okhttp(
+    data: bytes, source: str, *, name: str | None = None, version: int | None = None
+) -> ClientPolicy:
+    """Source (by the file's suffix) or a plain list, as OkHttp `version` reads it
+    (None: the default version, not recorded in the policy)."""
     if source.lower().endswith(SOURCE_SUFFIXES):
-        return parse_okhttp_source(data, source, name=name)
-    return parse_okhttp_list(data, source, name=name)
+        return parse_okhttp_source(data, source, name=name, version=version)
+    return parse_okhttp_list(data, source, name=name, version=version)

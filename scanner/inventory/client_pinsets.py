@@ -3,17 +3,23 @@ from a copy written in YAML (``client:`` + ``rules:``, what ``pinaudit
 import`` prints). Pure apart from reading the client files the inventory
 names (through the importers).
 
-Both forms give the same :class:`ClientPolicy`. What the client itself would
-reject in its file is not an inventory problem (the inventory is fine: the
-app is not): it is carried in the policy, printed by ``pinaudit validate`` as
-a warning with the client file's path and line, and reported by a scan as a
-``client_config_error`` finding. Only a file pinaudit cannot read (missing,
-hostile, not the kind named) is an inventory problem.
+Both forms give the same :class:`ClientPolicy`. An OkHttp pin-set may say
+where the app runs (``platform: android`` or ``jvm``: on a JVM OkHttp pins
+against the chain its own cleaner builds) and which OkHttp major version it
+uses (``okhttp_version: 3``, ``4`` or ``5``: host and pattern rules differ),
+in either form; both are checked here, a mistake reported with its file and
+line. What the client itself would reject in its file is not an inventory
+problem (the inventory is fine: the app is not): it is carried in the
+policy, printed by ``pinaudit validate`` as a warning with the client file's
+path and line, and reported by a scan as a ``client_config_error`` finding.
+Only a file pinaudit cannot read (missing, hostile, not the kind named) is
+an inventory problem.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 from yaml.nodes import MappingNode, Node, ScalarNode
@@ -23,6 +29,9 @@ from scanner.hostnames import PatternError, parse_okhttp_pattern
 from scanner.importers import KINDS, read_policy
 from scanner.inventory.reader import Entry, NodeReader
 from scanner.model import (
+    DEFAULT_OKHTTP_VERSION,
+    OKHTTP_PLATFORMS,
+    OKHTTP_VERSIONS,
     Client,
     ClientPolicy,
     ConfigProblem,
@@ -41,6 +50,7 @@ CLIENT_PINSET_KEYS = (
     "rules",
     "errors",
     "platform",
+    "okhttp_version",
     "list_timestamp",
     "debug_overrides",
     "ignore_user_anchors",
@@ -62,9 +72,15 @@ RULE_KEYS = (
     "trust_sources",
     "report_uris",
     "label",
+    "written_pins",
     "errors",
 )
 _FROM_KEYS = (*KINDS, "pins")
+_FROM_PINSET_KEYS = ("from", "platform", "okhttp_version")  # beside `from:` (OkHttp only)
+_PLATFORMS = {
+    Client.OKHTTP: OKHTTP_PLATFORMS,
+    Client.TRUSTKIT: (Platform.IOS, Platform.MACOS, Platform.ANDROID),
+}
 _PROBLEM = re.compile(r"^(.+):([0-9]+):([0-9]+): (.*)$", re.DOTALL)
 
 
@@ -83,23 +99,71 @@ def read_client_pinset(source: NodeReader, entry: Entry, path: str) -> ClientPol
         return None
     keys = [e.key for e in entries]
     if "from" in keys:
-        fields = source.fields(entries, ("from",), path)
-        return _from_file(source, fields["from"], f"{path}.from", entry.key)
+        fields = source.fields(entries, _FROM_PINSET_KEYS, path)
+        return _from_file(source, fields, path, entry.key)
     allowed = tuple(k for k in CLIENT_PINSET_KEYS if k != "from")
     fields = source.fields(entries, allowed, path)
     return _from_copy(source, fields, path, entry, entry.key)
 
 
-def _from_file(source: NodeReader, node: Node, path: str, name: str) -> ClientPolicy | None:
-    entries = source.mapping(node, path)
+def _okhttp_version(source: NodeReader, node: Node, path: str) -> tuple[int | None, bool]:
+    """(the ``okhttp_version`` value, whether it is usable)."""
+    value = source.integer(node, path)
+    if value is None:
+        return None, False
+    if value not in OKHTTP_VERSIONS:
+        choices = ", ".join(str(v) for v in OKHTTP_VERSIONS)
+        source.report(node, path, f"okhttp_version must be one of {choices}; got {value}")
+        return None, False
+    return value, True
+
+
+def _platform(
+    source: NodeReader, node: Node, path: str, client: Client
+) -> tuple[Platform | None, bool]:
+    """(the ``platform`` value, whether it is usable) for a pin-set of `client`."""
+    value = source.string(node, path)
+    if value is None:
+        return None, False
+    allowed = _PLATFORMS.get(client)
+    if allowed is None:
+        source.report(node, path, "platform is for okhttp and trustkit pin-sets only")
+        return None, False
+    if value not in {p.value for p in allowed}:
+        choices = ", ".join(p.value for p in allowed)
+        source.report(node, path, f"unknown {client.value} platform {value!r} ({choices})")
+        return None, False
+    return Platform(value), True
+
+
+def _from_file(
+    source: NodeReader, pinset: dict[str, Node], path: str, name: str
+) -> ClientPolicy | None:
+    node = pinset["from"]
+    entries = source.mapping(node, f"{path}.from")
     if entries is None:
         return None
-    fields = source.fields(entries, _FROM_KEYS, path)
+    fields = source.fields(entries, _FROM_KEYS, f"{path}.from")
     kinds = [k for k in fields if k in KINDS]
     if len(kinds) != 1:
-        source.report(node, path, f"name exactly one kind of file: {', '.join(KINDS)}")
+        source.report(node, f"{path}.from", f"name exactly one kind of file: {', '.join(KINDS)}")
         return None
     kind = kinds[0]
+    platform: Platform | None = None
+    version: int | None = None
+    for key in ("platform", "okhttp_version"):
+        if key in pinset and kind != "okhttp":
+            source.report(pinset[key], f"{path}.{key}", f"{key} beside from: is for okhttp only")
+            return None
+    if "platform" in pinset:
+        platform, ok = _platform(source, pinset["platform"], f"{path}.platform", Client.OKHTTP)
+        if not ok:
+            return None
+    if "okhttp_version" in pinset:
+        version, ok = _okhttp_version(source, pinset["okhttp_version"], f"{path}.okhttp_version")
+        if not ok:
+            return None
+    path = f"{path}.from"
     files = [source.file(fields[kind], f"{path}.{kind}")]
     if "pins" in fields:
         if kind != "chromium":
@@ -111,17 +175,19 @@ def _from_file(source: NodeReader, node: Node, path: str, name: str) -> ClientPo
     (absolute, display), *rest = [f for f in files if f is not None]
     pins_path, pins_display = rest[0] if rest else (None, None)
     try:
-        return read_policy(
+        policy = read_policy(
             kind,
             absolute,
             display=display,
             name=name,
             pins_path=pins_path,
             pins_display=pins_display,
+            okhttp_version=version,
         )
     except ClientConfigError as exc:
         source.sink(exc.location, path, exc.message)
         return None
+    return replace(policy, platform=platform) if platform is not None else policy
 
 
 def _problems(source: NodeReader, node: Node, path: str) -> tuple[ConfigProblem, ...]:
@@ -181,18 +247,27 @@ def _from_copy(
         return None
     platform = None
     if "platform" in fields:
-        value = source.string(fields["platform"], f"{path}.platform")
-        try:
-            platform = Platform(value) if value is not None else None
-        except ValueError:
-            source.report(fields["platform"], f"{path}.platform", f"unknown platform {value!r}")
+        platform, ok = _platform(source, fields["platform"], f"{path}.platform", client)
+        if not ok:
             return None
     elif client is Client.TRUSTKIT:
         platform = Platform.IOS
+    version: int | None = None
+    if "okhttp_version" in fields:
+        if client is not Client.OKHTTP:
+            source.report(
+                fields["okhttp_version"],
+                f"{path}.okhttp_version",
+                "okhttp_version is for okhttp pin-sets only",
+            )
+            return None
+        version, ok = _okhttp_version(source, fields["okhttp_version"], f"{path}.okhttp_version")
+        if not ok:
+            return None
     rules: list[PolicyRule] = []
     if "rules" in fields:
         for index, item in enumerate(source.sequence(fields["rules"], f"{path}.rules") or ()):
-            rule = _rule(source, item, f"{path}.rules[{index}]", client)
+            rule = _rule(source, item, f"{path}.rules[{index}]", client, version)
             if rule is not None:
                 rules.append(rule)
     ignore = True
@@ -207,6 +282,7 @@ def _from_copy(
         if "errors" in fields
         else (),
         platform=platform,
+        okhttp_version=version,
         ignore_user_anchors=ignore,
         list_timestamp=_timestamp(source, fields["list_timestamp"], f"{path}.list_timestamp")
         if "list_timestamp" in fields
@@ -219,7 +295,9 @@ def _from_copy(
     )
 
 
-def _rule(source: NodeReader, node: Node, path: str, client: Client) -> PolicyRule | None:
+def _rule(
+    source: NodeReader, node: Node, path: str, client: Client, version: int | None
+) -> PolicyRule | None:
     entries = source.mapping(node, path)
     if entries is None:
         return None
@@ -249,7 +327,7 @@ def _rule(source: NodeReader, node: Node, path: str, client: Client) -> PolicyRu
     mode = HostMode.EXACT
     if client is Client.OKHTTP:
         try:
-            host, mode = parse_okhttp_pattern(host)
+            host, mode = parse_okhttp_pattern(host, version or DEFAULT_OKHTTP_VERSION)
         except PatternError as exc:
             source.report(fields["host"], f"{path}.host", str(exc))
             return None
@@ -283,6 +361,7 @@ def _rule(source: NodeReader, node: Node, path: str, client: Client) -> PolicyRu
         trust_sources=strings("trust_sources"),
         report_uris=strings("report_uris"),
         label=label,
+        written_pins=strings("written_pins"),
         problems=_problems(source, fields["errors"], f"{path}.errors")
         if "errors" in fields
         else (),

@@ -54,6 +54,8 @@ def _rule_lines(rule: PolicyRule, client: Client) -> list[str]:
             pin_list(key, values)
     if rule.dead_pins:
         add("dead_pins", _list(rule.dead_pins))
+    if rule.written_pins:
+        add("written_pins", _list(rule.written_pins))
     if rule.expires is not None:
         add("expires", rule.expires.isoformat())
     if not rule.enforce:
@@ -81,6 +83,8 @@ def copy_lines(policy: ClientPolicy) -> list[str]:
     lines = [f"  {policy.name}:", f"    client: {policy.client.value}"]
     if policy.platform is not None:
         lines.append(f"    platform: {policy.platform.value}")
+    if policy.okhttp_version is not None:
+        lines.append(f"    okhttp_version: {policy.okhttp_version}")
     if not policy.ignore_user_anchors:
         lines.append("    ignore_user_anchors: false")
     if policy.list_timestamp is not None:

@@ -34,6 +34,10 @@ from scanner.model.inventory import (
     Pinset,
 )
 from scanner.model.policy import (
+    DEFAULT_OKHTTP_PLATFORM,
+    DEFAULT_OKHTTP_VERSION,
+    OKHTTP_PLATFORMS,
+    OKHTTP_VERSIONS,
     Client,
     ClientPolicy,
     ClientVerdict,
@@ -52,6 +56,10 @@ from scanner.model.probe import (
 )
 
 __all__ = [
+    "DEFAULT_OKHTTP_PLATFORM",
+    "DEFAULT_OKHTTP_VERSION",
+    "OKHTTP_PLATFORMS",
+    "OKHTTP_VERSIONS",
     "CertFacts",
     "ChainReport",
     "Check",

@@ -20,6 +20,10 @@ from typing import Any
 from scanner.model.base import Location, Pin
 
 __all__ = [
+    "DEFAULT_OKHTTP_PLATFORM",
+    "DEFAULT_OKHTTP_VERSION",
+    "OKHTTP_PLATFORMS",
+    "OKHTTP_VERSIONS",
     "Client",
     "ClientPolicy",
     "ClientVerdict",
@@ -55,11 +59,19 @@ class HostMode(str, enum.Enum):
 
 
 class Platform(str, enum.Enum):
-    """Where a TrustKit policy runs: the rules differ (§3)."""
+    """Where a TrustKit or OkHttp policy runs: the rules differ (§1.3, §3)."""
 
     IOS = "ios"
     MACOS = "macos"
     ANDROID = "android"
+    JVM = "jvm"  # OkHttp off Android: its own chain cleaner picks the chain it pins against
+
+
+# OkHttp: where it runs and its major version (3: 3.x and 4.0-4.2, 4: 4.3-4.12, 5: 5.x)
+OKHTTP_PLATFORMS = (Platform.ANDROID, Platform.JVM)
+DEFAULT_OKHTTP_PLATFORM = Platform.ANDROID
+OKHTTP_VERSIONS = (3, 4, 5)
+DEFAULT_OKHTTP_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,9 @@ class PolicyRule:
     trust_sources: tuple[str, ...] = ()  # Android: effective <certificates src> list
     report_uris: tuple[str, ...] = ()
     label: str | None = None  # Chromium pinset name; the pattern as written otherwise
+    # OkHttp: the add() call's pins as written, in order, dead ones included (the
+    # failure message lists them so); empty: pins, then dead_pins
+    written_pins: tuple[str, ...] = ()
     problems: tuple[ConfigProblem, ...] = ()  # the client rejects this rule only
     location: Location | None = field(default=None, compare=False)
 
@@ -137,12 +152,23 @@ class ClientPolicy:
     rules: tuple[PolicyRule, ...] = ()
     problems: tuple[ConfigProblem, ...] = ()
     notes: tuple[ConfigProblem, ...] = field(default=(), compare=False)
-    platform: Platform | None = None  # TrustKit only
+    platform: Platform | None = None  # TrustKit; OkHttp (None: DEFAULT_OKHTTP_PLATFORM)
+    okhttp_version: int | None = None  # OkHttp major version (None: DEFAULT_OKHTTP_VERSION)
     ignore_user_anchors: bool = True  # TrustKit macOS TSKIgnorePinningForUserDefinedTrustAnchors
     list_timestamp: datetime | None = None  # Chromium: PinsListTimestamp
     debug_overrides: tuple[str, ...] = ()  # Android: <debug-overrides> sources
     source: str | None = field(default=None, compare=False)  # the file read
     location: Location | None = field(default=None, compare=False)
+
+    @property
+    def okhttp_platform(self) -> Platform:
+        """Where an OkHttp policy runs (the default when the pin-set does not say)."""
+        return self.platform if self.platform in OKHTTP_PLATFORMS else DEFAULT_OKHTTP_PLATFORM
+
+    @property
+    def okhttp_major(self) -> int:
+        """The OkHttp major version an OkHttp policy is judged as."""
+        return self.okhttp_version or DEFAULT_OKHTTP_VERSION
 
 
 class Verdict(str, enum.Enum):

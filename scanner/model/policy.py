@@ -129,7 +129,9 @@ class ClientPolicy:
     app crashes at start or fails every TLS connection), so every endpoint
     the policy applies to gets CONFIG_ERROR. ``notes`` are accepted by the
     client but worth knowing (a pin that can never match, a TrustKit key
-    in capitals).
+    in capitals). ``unresolved`` are the importer's own limits, not the
+    client's: pins computed at run time (``BuildConfig``, remote config,
+    another file) that were not imported, each with where it is written.
     """
 
     name: str
@@ -137,6 +139,7 @@ class ClientPolicy:
     rules: tuple[PolicyRule, ...] = ()
     problems: tuple[ConfigProblem, ...] = ()
     notes: tuple[ConfigProblem, ...] = field(default=(), compare=False)
+    unresolved: tuple[ConfigProblem, ...] = field(default=(), compare=False)
     platform: Platform | None = None  # TrustKit only
     ignore_user_anchors: bool = True  # TrustKit macOS TSKIgnorePinningForUserDefinedTrustAnchors
     list_timestamp: datetime | None = None  # Chromium: PinsListTimestamp

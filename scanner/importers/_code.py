@@ -26,6 +26,28 @@ from dataclasses import dataclass, field
 from scanner.importers._common import decode_text
 from scanner.model import Location
 
+__all__ = [
+    "JAVA",
+    "KOTLIN",
+    "MAX_DEPTH",
+    "OBJC",
+    "SWIFT",
+    "TRUSTKIT_CONSTANTS",
+    "Bool",
+    "Dct",
+    "Lst",
+    "Num",
+    "Source",
+    "Str",
+    "Tok",
+    "Unknown",
+    "Value",
+    "flatten",
+    "key_of",
+    "language_of",
+    "tokenize",
+]
+
 MAX_DEPTH = 48
 KOTLIN, JAVA, SWIFT, OBJC = "kotlin", "java", "swift", "objc"
 _SUFFIXES = {

@@ -765,15 +765,15 @@ class Source:
                         continue
                 if self.is_op(args_end, "{"):
                     args_end = self.close(args_end) + 1
-                return (
-                    Unknown(
-                        self.snippet(first, args_end),
-                        f"computed by `.{name}`",
-                        value.where,
-                        _srcs(value),
-                    ),
-                    args_end,
-                )
+                shown = self.snippet(first, args_end)
+                why = f"computed by `{shown}`" if args_end > k else f"computed by `.{name}`"
+                if isinstance(value, Unknown) and (
+                    args_end == k or "BuildConfig" in value.reason or "loop" in value.reason
+                ):
+                    why = value.reason
+                value = Unknown(shown, why, value.where, value.srcs)
+                i = args_end
+                continue
             if j != i:
                 return value, i
             if t.kind == "op" and t.text in ("[", "("):

@@ -144,7 +144,9 @@ class _TrustKit:
             return
         for host, policy in domains.items():
             if isinstance(host, Computed):
-                self.skip(policy, (*where, host), f"their domain: {host.reason}")
+                self.skip(
+                    policy, (*where, host), f"its domain is computed at run time ({host.reason})"
+                )
                 continue
             self.domain(str(host), policy, (*where, host), domains)
 

@@ -434,7 +434,10 @@ def _arg(src: Source, value: Value, a: int, b: int) -> _Arg:
     if isinstance(value, Str):
         return _Arg(value.text, text, value.where, srcs=value.srcs)
     if isinstance(value, Unknown):
-        return _Arg(None, text, value.where, value.reason, value.srcs)
+        why = value.reason
+        if value.where.line != where.line:
+            why += f" (line {value.where.line})"
+        return _Arg(None, text, where, why, value.srcs)
     kind = {Bool: "a boolean", Num: "a number", Dct: "a map", Lst: "a list"}[type(value)]
     return _Arg(None, text, where, f"{kind}, not a string", value.srcs)
 
@@ -474,6 +477,11 @@ def parse_okhttp_source(data: bytes, source: str, *, name: str | None = None) ->
             group[1].extend(a for a in args[1:] if a not in group[1])
         for pattern, pins in per_pattern.values():
             entries.add(pattern, pins)
+    if not calls.found:
+        entries.out.note(
+            Location(source, 1, 1),
+            "no CertificatePinner.Builder().add() call in this file: nothing is pinned here",
+        )
     _report_unused_literals(src, entries)
     return entries.policy(name or stem_name(source), source)
 
@@ -510,8 +518,8 @@ _LIST_LINE = re.compile(r"^(\S+?):(?:\s+(.*))?$")
 def parse_okhttp_list(data: bytes, source: str, *, name: str | None = None) -> ClientPolicy:
     """``pattern: pin, pin`` lines (``#`` comments); indented lines or ``- pin``
     lines add pins to the pattern above."""
+    _check_list_shape(data, source)
     text = decode_text(data, source)
-    _check_list_shape(data, text, source)
     entries = _Entries(source)
     current: tuple[_Arg, list[_Arg]] | None = None
     patterns = 0
@@ -567,7 +575,7 @@ _OTHER_KINDS = {
 }
 
 
-def _check_list_shape(data: bytes, text: str, source: str) -> None:
+def _check_list_shape(data: bytes, source: str) -> None:
     """A file of another kind is an input error, not an empty pin list."""
     lower = source.lower()
     for suffix, what in _OTHER_KINDS.items():
@@ -577,8 +585,8 @@ def _check_list_shape(data: bytes, text: str, source: str) -> None:
                 f"not an OkHttp configuration: {what} (the okhttp kind reads Kotlin/Java "
                 "CertificatePinner calls or a `pattern: pins` list)",
             )
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if data.startswith(b"bplist") or first[:1] in ("<", "{", "["):
+    first = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if data.startswith(b"bplist") or first in (b"<", b"{", b"["):
         raise not_the_kind(
             Location(source, 1, 1),
             "not an OkHttp pin list: it looks like XML, JSON or a property list",

@@ -21,9 +21,8 @@ import pytest
 
 from scanner.errors import ClientConfigError
 from scanner.importers import read_policy
-from scanner.model import Location, Pin
+from scanner.model import ClientPolicy, ConfigProblem, HostMode, Location, Pin
 from scanner.pins import parse_pin
-from scanner.policy import ClientPolicy, ConfigProblem, HostMode
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "importers"
@@ -555,7 +554,7 @@ def test_fixture_comments_name_where_the_pattern_was_seen() -> None:
 def test_runtime_pins_are_not_a_client_error_at_scan_time() -> None:
     """An importer limit never becomes CONFIG_ERROR: the judge sees no problem."""
     from scanner.clients import judge
-    from scanner.policy import Verdict
+    from scanner.model import Verdict
 
     policy = read_policy("okhttp", str(DATA / "okhttp_helper_param.kt"))
     assert policy.problems == () and policy.unresolved
@@ -654,10 +653,10 @@ def test_trustkit_android_judges_a_pin_by_its_spelling_the_platform_by_its_bytes
     pinaudit's android kind) decodes it and matches; TrustKit-Android compares
     strings and never does, so its own check fails (API < 24)."""
     from scanner.chain import CertificateCache, analyze_chain
-    from scanner.clients import judge, report_paths
+    from scanner.clients.judge import judge, report_paths
     from scanner.fleet.pki import PKI
     from scanner.importers import parse_policy
-    from scanner.policy import Verdict
+    from scanner.model import Verdict
     from scanner.trust import store_from_pem
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -690,3 +689,16 @@ def test_trustkit_android_judges_a_pin_by_its_spelling_the_platform_by_its_bytes
     tk = judge(trustkit, host, paths, now, valid=report.valid)
     assert tk.verdict is Verdict.FAIL_ENFORCED
     assert tk.dead_pins == (spelled,)
+
+
+def test_a_certificate_the_x509_library_refuses_still_gives_its_pin() -> None:
+    """The fallback reads subjectPublicKeyInfo from the DER itself: the same pin
+    as cryptography's, for the day it refuses roots with a zero serial."""
+    from scanner.fleet.pki import PKI
+    from scanner.importers.chromium import _certificate_spki_pin
+
+    root = PKI(datetime(2026, 1, 1, tzinfo=timezone.utc)).root("Fallback Root")
+    pem = root.pem.decode()
+    assert _certificate_spki_pin(pem) == root.pin
+    body = pem.splitlines()
+    assert _certificate_spki_pin("\n".join([body[0], body[1][:20], body[-1]])) is None

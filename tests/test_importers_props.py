@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from scanner.errors import ClientConfigError
 from scanner.importers import KINDS, parse_policy
-from scanner.policy import ClientPolicy
+from scanner.model import ClientPolicy
 
 DATA = Path(__file__).resolve().parent / "data" / "importers"
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -432,3 +432,36 @@ def test_cut_fixtures_give_a_policy_or_an_input_error(
 )
 def test_any_bytes_give_a_policy_or_an_input_error(kind: str, data: bytes, name: str) -> None:
     _parse_or_input_error(kind, data, name)
+
+
+def test_fuzz_target_runs_clean(tmp_path: Path) -> None:
+    """fuzz/fuzz_importers.py for a bounded number of inputs (coverage-guided with
+    atheris, random mutation without); longer runs: README, "Fuzzing"."""
+    import os
+    import subprocess
+    import sys
+
+    root = DATA.parent.parent.parent
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "fuzz" / "fuzz_importers.py"),
+            str(tmp_path / "corpus"),
+            "-runs=1500",
+            "-max_total_time=20",
+            "-seed=1",
+            "-timeout=30",
+            "-max_len=65536",
+            f"-artifact_prefix={tmp_path}/",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=dict(os.environ),
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "Done " in output
+    assert not list(tmp_path.glob("crash-*"))

@@ -54,7 +54,12 @@ def parse_policy(
     it will refuse one day) never reach stderr: each becomes a note."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        policy = _parse(kind, data, source, name=name, pins=(pins_data, pins_source))
+        try:
+            policy = _parse(kind, data, source, name=name, pins=(pins_data, pins_source))
+        except RecursionError:  # a last resort: every reader bounds its own nesting
+            raise ClientConfigError(
+                Location(source, 1, 1), "refused: nested too deeply to read"
+            ) from None
     if not caught:
         return policy
     notes = [

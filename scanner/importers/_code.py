@@ -22,7 +22,9 @@ import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from scanner.errors import ClientConfigError
 from scanner.importers._common import decode_text
 from scanner.model import Location
 
@@ -30,6 +32,7 @@ __all__ = [
     "JAVA",
     "KOTLIN",
     "MAX_DEPTH",
+    "MAX_TOKENS",
     "OBJC",
     "SWIFT",
     "TRUSTKIT_CONSTANTS",
@@ -40,6 +43,7 @@ __all__ = [
     "Source",
     "Str",
     "Tok",
+    "TooLarge",
     "Unknown",
     "Value",
     "flatten",
@@ -49,6 +53,7 @@ __all__ = [
 ]
 
 MAX_DEPTH = 48
+MAX_TOKENS = 500_000  # a pin configuration is a few hundred; more is refused, not read slowly
 KOTLIN, JAVA, SWIFT, OBJC = "kotlin", "java", "swift", "objc"
 _SUFFIXES = {
     ".kt": KOTLIN,
@@ -118,8 +123,7 @@ def language_of(source: str) -> str | None:
 # --- tokens ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tok:
+class Tok(NamedTuple):
     """One token. A string keeps its pieces: literal text and template expressions."""
 
     kind: str  # "str", "ident", "num", "op", "nl", "chr"
@@ -130,10 +134,18 @@ class Tok:
     ok: bool = True  # a string literal that could be read (escapes, nesting, closed)
 
 
-_SPACE = re.compile(r"[ \t\r\f\v]+")
+_MASTER = re.compile(
+    r"(?P<nl>\n)|(?P<ws>[ \t\r\f\v]+)|(?P<lc>//[^\n]*)|(?P<bc>/\*)|(?P<str>@?\")|(?P<chr>')"
+    r"|(?P<id>[A-Za-z_$][A-Za-z0-9_$]*)|(?P<num>[0-9](?:[A-Za-z0-9_]|\.(?=[0-9]))*)"
+    r"|(?P<op>\?\.|->|::|==|!=|\+=|\?:|&&|\|\||!!|\.\.\.|\.\.|@[{\[(]|.)",
+    re.DOTALL,
+)
+_PLAIN = {  # runs of string characters that need no attention, per language
+    "kotlin": re.compile(r'[^"\\$\n]+'),
+    "raw": re.compile(r'[^"$\n]+'),
+}
+_PLAIN_C = re.compile(r'[^"\\\n]+')
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_NUM = re.compile(r"[0-9](?:[A-Za-z0-9_]|\.(?=[0-9]))*")
-_OPS = ("?.", "->", "::", "==", "!=", "+=", "?:", "&&", "||", "!!", "...", "..")
 _OPEN = {"(": ")", "[": "]", "{": "}", "@{": "}", "@[": "]", "@(": ")"}
 _CLOSE = {")", "]", "}"}
 _KOTLIN_ESC = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "'": "'", '"': '"', "\\": "\\", "$": "$"}
@@ -154,6 +166,14 @@ _C_ESC = {
 }
 
 
+class TooLarge(Exception):
+    """More tokens than :data:`MAX_TOKENS`."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
 class _Lexer:
     def __init__(self, text: str, lang: str) -> None:
         self.text = text
@@ -161,59 +181,54 @@ class _Lexer:
 
     def lex(self, pos: int, stop: str | None, depth: int) -> tuple[list[Tok], int]:
         """Tokens from `pos` up to the `stop` bracket that closes a template (or the end)."""
-        text = self.text
+        text, lang = self.text, self.lang
         out: list[Tok] = []
+        append = out.append
         nesting = 0
-        while pos < len(text):
-            c = text[pos]
-            if c == "\n":
+        match = _MASTER.match
+        size = len(text)
+        while pos < size:
+            if len(out) > MAX_TOKENS:
+                raise TooLarge(pos)
+            m = match(text, pos)
+            assert m is not None  # the last alternative matches any character
+            kind = m.lastgroup
+            if kind in {"ws", "lc"}:
+                pos = m.end()
+                continue
+            if kind == "nl":
                 if not out or out[-1].kind != "nl":
-                    out.append(Tok("nl", "\n", pos, pos + 1))
+                    append(Tok("nl", "\n", pos, pos + 1))
                 pos += 1
                 continue
-            m = _SPACE.match(text, pos)
-            if m:
-                pos = m.end()
-                continue
-            if text.startswith("//", pos):
-                end = text.find("\n", pos)
-                pos = len(text) if end < 0 else end
-                continue
-            if text.startswith("/*", pos):
+            if kind == "bc":
                 pos = self._block_comment(pos)
                 continue
-            if c == '"' or (c == "@" and text.startswith('@"', pos) and self.lang == OBJC):
+            if kind == "str" and (text[pos] == '"' or lang == OBJC):
                 tok = self._string(pos, depth)
-                out.append(tok)
+                append(tok)
                 pos = tok.end
                 continue
-            if c == "'" and self.lang in (KOTLIN, JAVA):
+            if kind == "chr" and lang in (KOTLIN, JAVA):
                 end = self._char(pos)
-                out.append(Tok("chr", text[pos:end], pos, end))
+                append(Tok("chr", text[pos:end], pos, end))
                 pos = end
                 continue
-            m = _IDENT.match(text, pos)
-            if m:
-                out.append(Tok("ident", m.group(), pos, m.end()))
+            if kind in {"id", "num"}:
+                append(Tok("ident" if kind == "id" else "num", m.group(), pos, m.end()))
                 pos = m.end()
                 continue
-            m = _NUM.match(text, pos)
-            if m:
-                out.append(Tok("num", m.group(), pos, m.end()))
-                pos = m.end()
-                continue
-            if stop is not None:
-                if c in "({[":
+            op = m.group() if kind == "op" else text[pos]
+            if op[0] == "@" and len(op) == 2 and lang != OBJC:
+                op = "@"
+            if stop is not None and len(op) == 1:
+                if op in "({[":
                     nesting += 1
-                elif c in ")}]":
-                    if nesting == 0 and c == stop:
+                elif op in ")}]":
+                    if nesting == 0 and op == stop:
                         return out, pos + 1
                     nesting = max(0, nesting - 1)
-            if self.lang == OBJC and c == "@" and text[pos + 1 : pos + 2] in ("{", "[", "("):
-                op = text[pos : pos + 2]
-            else:
-                op = next((o for o in _OPS if text.startswith(o, pos)), c)
-            out.append(Tok("op", op, pos, pos + len(op)))
+            append(Tok("op", op, pos, pos + len(op)))
             pos += len(op)
         return out, pos
 
@@ -256,7 +271,12 @@ class _Lexer:
         parts: list[str | tuple[Tok, ...]] = []
         buf: list[str] = []
         ok = True
+        plain = _PLAIN["raw"] if raw else _PLAIN["kotlin"] if lang == KOTLIN else _PLAIN_C
         while True:
+            run = plain.match(text, i)
+            if run is not None:
+                buf.append(run.group())
+                i = run.end()
             if i >= len(text) or (text[i] == "\n" and not triple):
                 ok = False  # unterminated
                 break
@@ -452,13 +472,20 @@ class Source:
     _memo: dict[int, Value] = field(default_factory=dict)
     _busy: set[int] = field(default_factory=set)
     outer: Source | None = None  # a template's expression: names are the file's
+    _depth: int = 0  # expressions being evaluated, nested
 
     def __post_init__(self) -> None:
         if self.outer is not None:
             return
         self.text = decode_text(self.data, self.name)
         self._lines = [0] + [m.end() for m in re.finditer("\n", self.text)]
-        self.toks = tokenize(self.text, self.lang)
+        try:
+            self.toks = tokenize(self.text, self.lang)
+        except TooLarge as exc:
+            raise ClientConfigError(
+                self.at(exc.offset),
+                f"refused: more than {MAX_TOKENS} tokens: too large to read as a pin configuration",
+            ) from None
         self._brackets()
         self._declarations()
 
@@ -674,8 +701,17 @@ class Source:
         return self.skip_nl(i) if nested or self.lang in (JAVA, OBJC) else i
 
     def expr(self, i: int, env: dict[str, Value], depth: int, *, nested: bool) -> tuple[Value, int]:
-        if depth > MAX_DEPTH:
-            return Unknown(self.snippet(i, i + 1), "nested too deeply", self.loc(i)), i + 1
+        root = self.outer or self
+        if depth > MAX_DEPTH or root._depth > MAX_DEPTH:
+            end = self._statement_end(i) if not nested else i + 1
+            return Unknown(self.snippet(i, i + 1), "nested too deeply", self.loc(i)), end
+        root._depth += 1
+        try:
+            return self._expr(i, env, depth, nested)
+        finally:
+            root._depth -= 1
+
+    def _expr(self, i: int, env: dict[str, Value], depth: int, nested: bool) -> tuple[Value, int]:
         value, i = self.term(i, env, depth + 1, nested)
         while True:
             j = self._next(i, nested)

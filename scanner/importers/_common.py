@@ -106,6 +106,12 @@ def canonical_base64(text: str) -> bool:
     return strict_base64(text.strip()) is not None and text == text.strip()
 
 
+def lines_of(text: str) -> list[str]:
+    """The file's lines as every position here counts them: split at "\n" only
+    (a CR of CRLF dropped), not at the other breaks ``str.splitlines`` knows."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def sha256_pin(digest: bytes) -> Pin:
     return Pin(HashAlg.SHA256, digest)
 

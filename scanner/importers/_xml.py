@@ -21,6 +21,7 @@ from scanner.model import ConfigProblem, Location
 __all__ = ["MAX_BYTES", "Element", "parse_xml"]
 
 MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 256  # elements nested deeper are refused (no client file needs more than ten)
 
 
 @dataclass
@@ -59,6 +60,10 @@ class _Builder:
         return Location(self.name, line + lines, column + (columns if line == 1 else 0))
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise ClientConfigError(
+                self.here(), f"refused: elements nested more than {MAX_DEPTH} deep"
+            )
         element = Element(tag, dict(attrib), self.here())
         if self.stack:
             self.stack[-1].children.append(element)
@@ -101,6 +106,8 @@ def parse_xml(
         line, column = exc.position
         message = str(exc).split(":", 1)[0]
         return ConfigProblem(builder.shift(line, column + 1), f"not well-formed XML: {message}")
+    except (LookupError, ValueError) as exc:  # an encoding expat does not know, for one
+        return ConfigProblem(builder.shift(1, 1), f"not well-formed XML: {exc}")
     if not isinstance(root, Element):  # pragma: no cover - expat reports "no element found"
         return ConfigProblem(Location(name, 1, 1), "not well-formed XML: no element found")
     return root

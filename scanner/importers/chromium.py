@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from scanner.errors import PinError
-from scanner.importers._common import Collector, decode_text, not_the_kind, stem_name
+from scanner.importers._common import Collector, decode_text, lines_of, not_the_kind, stem_name
 from scanner.model import Client, ClientPolicy, HostMode, Location, Pin, PolicyRule
 from scanner.pins import parse_pin, pin_of_certificate, pins_of_spki
 
@@ -40,7 +40,7 @@ def parse_pins_file(
 ) -> tuple[dict[str, Pin], datetime | None]:
     """Name → SPKI pin of a ``.pins`` file, and its PinsListTimestamp."""
     text = decode_text(data, source)
-    lines = text.splitlines()
+    lines = lines_of(text)
     names: dict[str, Pin] = {}
     stamp: datetime | None = None
     i = 0

@@ -20,6 +20,7 @@ import re
 from scanner.importers._common import (
     Collector,
     decode_text,
+    lines_of,
     not_the_kind,
     stem_name,
     strict_base64,
@@ -112,7 +113,7 @@ def parse_hpkp_headers(data: bytes, source: str, *, name: str | None = None) -> 
     rules: list[PolicyRule] = []
     host: str | None = None
     seen_pkp = False
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(lines_of(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -48,6 +48,7 @@ from scanner.importers._common import (
     Collector,
     canonical_base64,
     decode_text,
+    lines_of,
     not_the_kind,
     stem_name,
 )
@@ -189,6 +190,7 @@ def _unique(found: list[ConfigProblem]) -> tuple[ConfigProblem, ...]:
 # --- Kotlin / Java source -------------------------------------------------------
 
 _PIN_TEXT = re.compile(r"sha(?:256|1)/")
+MAX_CALLS = 5000  # add() calls evaluated per file: a bound on CPU, far above any real app
 _MAX_BINDINGS = 256
 # blocks that change the implicit receiver (`this`): their `add` is not the builder's
 _RECEIVER_BLOCKS = {"apply", "run", "buildList", "buildSet", "buildMap", "buildString"}
@@ -459,7 +461,15 @@ def parse_okhttp_source(data: bytes, source: str, *, name: str | None = None) ->
         )
     entries = _Entries(source)
     calls = _Calls(src)
-    for open_i in calls.collect():
+    found = calls.collect()
+    if len(found) > MAX_CALLS:
+        entries.out.not_imported(
+            src.loc(found[MAX_CALLS]),
+            f"more than {MAX_CALLS} add() calls: this one and the {len(found) - MAX_CALLS - 1} "
+            "after it are not evaluated",
+        )
+        found = found[:MAX_CALLS]
+    for open_i in found:
         ranges = src.split(open_i, src.close(open_i))
         ranges = [(_named(src, a), b) for a, b in ranges]
         per_pattern: dict[tuple[str | None, str], tuple[_Arg, list[_Arg]]] = {}
@@ -523,7 +533,7 @@ def parse_okhttp_list(data: bytes, source: str, *, name: str | None = None) -> C
     entries = _Entries(source)
     current: tuple[_Arg, list[_Arg]] | None = None
     patterns = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(lines_of(text), start=1):
         line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
         if not line.strip():
             continue

@@ -21,6 +21,7 @@ SLOW_MODULES = frozenset(
         "test_exporter.py",
         "test_faults.py",
         "test_fuzz.py",
+        "test_importers_props.py",
         "test_inventory_props.py",
         "test_okhttp_oracle.py",
         "test_prometheus_alerts_e2e.py",

@@ -179,7 +179,7 @@ def test_okhttp_malformed_fixture() -> None:
     assert verdict_of(p, "www.example.com") is Verdict.CONFIG_ERROR
 
 
-def test_okhttp_source_reads_java_and_skips_other_add_calls() -> None:
+def test_okhttp_source_reads_java_reports_runtime_pins_and_skips_other_add_calls() -> None:
     java = b"""
     class Pins {
       static final String ROOT = "sha256/C5+lpZ7tcVwmwQIMcRtPbsQtWLABXhQzejna0wHFr8M=";
@@ -197,6 +197,11 @@ def test_okhttp_source_reads_java_and_skips_other_add_calls() -> None:
     p = parse_okhttp_source(java, "Pins.java")
     assert [(r.pattern, r.pins) for r in p.rules] == [("java.example.com", (X1, X2))]
     assert p.problems == ()
+    # the pin computed at run time is reported, never dropped and never a client error
+    assert [str(u) for u in p.unresolved] == [
+        "Pins.java:10:37: pins computed at run time: not imported: the pin `pinFromServer()` "
+        "for dyn.example.com: computed by `pinFromServer(…)`"
+    ]
 
 
 def test_trustkit_fixture() -> None:

@@ -7,7 +7,8 @@ and column); :func:`read_policy` is the one place that reads the files.
 | --- | --- |
 | ``android`` | network-security-config XML (the platform's rules) |
 | ``okhttp`` | Kotlin/Java source with ``CertificatePinner`` calls, or a ``pattern: pins`` list |
-| ``trustkit`` | Info.plist with ``TSKConfiguration`` (iOS), or TrustKit-Android XML |
+| ``trustkit`` | Info.plist with ``TSKConfiguration`` (iOS), Swift/Objective-C source with the
+  configuration dictionary, or TrustKit-Android XML (told apart by content and suffix) |
 | ``trustkit-android`` | the network-security-config XML as TrustKit-Android reads it |
 | ``ios`` | Info.plist with ``NSAppTransportSecurity/NSPinnedDomains`` |
 | ``hpkp`` | response headers (``Public-Key-Pins``, ``-Report-Only``) after their URL |
@@ -18,15 +19,19 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
+from dataclasses import replace
 
 from scanner.errors import ClientConfigError
-from scanner.importers._common import MAX_BYTES
+from scanner.importers._code import JAVA, KOTLIN, language_of
+from scanner.importers._common import MAX_BYTES, not_the_kind
 from scanner.importers.android import parse_network_security_config, parse_trustkit_android
 from scanner.importers.apple import parse_ats_plist, parse_trustkit_plist
 from scanner.importers.chromium import parse_chromium
 from scanner.importers.hpkp import parse_hpkp_headers
 from scanner.importers.okhttp import parse_okhttp
-from scanner.model import ClientPolicy, Location
+from scanner.importers.trustkit_code import CODE_SUFFIXES, looks_like_code, parse_trustkit_code
+from scanner.model import ClientPolicy, ConfigProblem, Location
 
 KINDS = ("android", "okhttp", "trustkit", "trustkit-android", "ios", "hpkp", "chromium")
 
@@ -45,7 +50,46 @@ def parse_policy(
 ) -> ClientPolicy:
     """Parse one configuration of `kind` (`okhttp_version`: the OkHttp major
     version whose rules read an ``okhttp`` file). Raises ClientConfigError for
-    an unknown kind or a file refused for safety."""
+    an unknown kind, a file that is not of that kind, or one refused for safety.
+
+    Warnings a library raises while reading (a deprecation, a certificate
+    it will refuse one day) never reach stderr: each becomes a note."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            policy = _parse(
+                kind,
+                data,
+                source,
+                name=name,
+                pins=(pins_data, pins_source),
+                okhttp_version=okhttp_version,
+            )
+        except RecursionError:  # a last resort: every reader bounds its own nesting
+            raise ClientConfigError(
+                Location(source, 1, 1), "refused: nested too deeply to read"
+            ) from None
+    if not caught:
+        return policy
+    notes = [
+        ConfigProblem(
+            Location(source, 1, 1),
+            f"while reading: {w.category.__name__}: {' '.join(str(w.message).split())}",
+        )
+        for w in caught
+    ]
+    return replace(policy, notes=tuple(dict.fromkeys((*policy.notes, *notes))))
+
+
+def _parse(
+    kind: str,
+    data: bytes,
+    source: str,
+    *,
+    name: str | None,
+    pins: tuple[bytes | None, str | None],
+    okhttp_version: int | None = None,
+) -> ClientPolicy:
     if kind == "android":
         return parse_network_security_config(data, source, name=name)
     if kind == "okhttp":
@@ -53,6 +97,15 @@ def parse_policy(
     if kind == "trustkit":
         if _is_android_xml(data):
             return parse_trustkit_android(data, source, name=name)
+        lang = language_of(source)
+        if source.lower().endswith(CODE_SUFFIXES) or (lang is None and looks_like_code(data)):
+            return parse_trustkit_code(data, source, name=name)
+        if lang in (KOTLIN, JAVA):
+            raise not_the_kind(
+                Location(source, 1, 1),
+                "not a TrustKit configuration: TrustKit reads an Info.plist or a Swift/"
+                "Objective-C dictionary on iOS, and the network-security-config XML on Android",
+            )
         return parse_trustkit_plist(data, source, name=name)
     if kind == "trustkit-android":
         return parse_trustkit_android(data, source, name=name)
@@ -61,7 +114,7 @@ def parse_policy(
     if kind == "hpkp":
         return parse_hpkp_headers(data, source, name=name)
     if kind == "chromium":
-        return parse_chromium(data, source, pins_data=pins_data, pins_source=pins_source, name=name)
+        return parse_chromium(data, source, pins_data=pins[0], pins_source=pins[1], name=name)
     raise ClientConfigError(
         Location(source, 1, 1), f"unknown kind {kind!r} (one of: {', '.join(KINDS)})"
     )

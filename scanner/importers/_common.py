@@ -28,13 +28,18 @@ MAX_BYTES = 8 * 1024 * 1024
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*")
 
 
+RUNTIME = "pins computed at run time: not imported"
+
+
 @dataclass
 class Collector:
-    """Problems (the client rejects the configuration) and notes (it accepts it)."""
+    """Problems (the client rejects the configuration), notes (it accepts it)
+    and what the importer could not evaluate (pins computed at run time)."""
 
     name: str
     problems: list[ConfigProblem] = field(default_factory=list)
     notes: list[ConfigProblem] = field(default_factory=list)
+    unresolved: list[ConfigProblem] = field(default_factory=list)
 
     def problem(self, where: Location, message: str) -> ConfigProblem:
         found = ConfigProblem(where, message)
@@ -43,6 +48,20 @@ class Collector:
 
     def note(self, where: Location, message: str) -> None:
         self.notes.append(ConfigProblem(where, message))
+
+    def not_imported(self, where: Location, what: str) -> None:
+        """An importer limit, never the client's: ``pins computed at run time: not
+        imported: <what>``."""
+        self.unresolved.append(ConfigProblem(where, f"{RUNTIME}: {what}"))
+
+    def reported_lines(self) -> set[int]:
+        """Lines that already carry a problem, a note or an unresolved entry."""
+        return {p.location.line for p in (*self.problems, *self.notes, *self.unresolved)}
+
+
+def not_the_kind(where: Location, message: str) -> ClientConfigError:
+    """The file is not the kind of configuration named: an input error (exit 2)."""
+    return ClientConfigError(where, message)
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -85,6 +104,12 @@ def strict_base64(text: str) -> bytes | None:
 def canonical_base64(text: str) -> bool:
     """Whether a base64 digest is written the one way every client reads."""
     return strict_base64(text.strip()) is not None and text == text.strip()
+
+
+def lines_of(text: str) -> list[str]:
+    """The file's lines as every position here counts them: split at "\n" only
+    (a CR of CRLF dropped), not at the other breaks ``str.splitlines`` knows."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
 def sha256_pin(digest: bytes) -> Pin:

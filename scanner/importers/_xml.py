@@ -21,6 +21,7 @@ from scanner.model import ConfigProblem, Location
 __all__ = ["MAX_BYTES", "Element", "parse_xml"]
 
 MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 256  # elements nested deeper are refused (no client file needs more than ten)
 
 
 @dataclass
@@ -42,8 +43,9 @@ class Element:
 class _Builder:
     """The parser's target: builds Elements and records where each starts."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, offset: tuple[int, int] = (0, 0)) -> None:
         self.name = name
+        self.offset = offset  # lines before the document, columns before it on its first line
         self.parser: DefusedXMLParser | None = None
         self.stack: list[Element] = []
         self.root: Element | None = None
@@ -51,9 +53,17 @@ class _Builder:
     def here(self) -> Location:
         assert self.parser is not None
         expat = self.parser.parser
-        return Location(self.name, expat.CurrentLineNumber, expat.CurrentColumnNumber + 1)
+        return self.shift(expat.CurrentLineNumber, expat.CurrentColumnNumber + 1)
+
+    def shift(self, line: int, column: int) -> Location:
+        lines, columns = self.offset
+        return Location(self.name, line + lines, column + (columns if line == 1 else 0))
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise ClientConfigError(
+                self.here(), f"refused: elements nested more than {MAX_DEPTH} deep"
+            )
         element = Element(tag, dict(attrib), self.here())
         if self.stack:
             self.stack[-1].children.append(element)
@@ -72,8 +82,11 @@ class _Builder:
         return self.root
 
 
-def parse_xml(data: bytes, name: str, *, allow_doctype: bool = False) -> Element | ConfigProblem:
+def parse_xml(
+    data: bytes, name: str, *, allow_doctype: bool = False, offset: tuple[int, int] = (0, 0)
+) -> Element | ConfigProblem:
     """The root element, or the problem that makes the document not well-formed.
+    `offset`: (lines, columns) of the file that come before `data`.
 
     Raises ClientConfigError for a document refused for safety (entities,
     external references, a DTD when not allowed) or too large."""
@@ -81,7 +94,7 @@ def parse_xml(data: bytes, name: str, *, allow_doctype: bool = False) -> Element
         raise ClientConfigError(
             Location(name, 1, 1), f"file too large: more than {MAX_BYTES} bytes"
         )
-    builder = _Builder(name)
+    builder = _Builder(name, offset)
     parser = DefusedXMLParser(target=builder, forbid_dtd=not allow_doctype)
     builder.parser = parser
     try:
@@ -92,7 +105,9 @@ def parse_xml(data: bytes, name: str, *, allow_doctype: bool = False) -> Element
     except ParseError as exc:
         line, column = exc.position
         message = str(exc).split(":", 1)[0]
-        return ConfigProblem(Location(name, line, column + 1), f"not well-formed XML: {message}")
+        return ConfigProblem(builder.shift(line, column + 1), f"not well-formed XML: {message}")
+    except (LookupError, ValueError) as exc:  # an encoding expat does not know, for one
+        return ConfigProblem(builder.shift(1, 1), f"not well-formed XML: {exc}")
     if not isinstance(root, Element):  # pragma: no cover - expat reports "no element found"
         return ConfigProblem(Location(name, 1, 1), "not well-formed XML: no element found")
     return root

@@ -4,15 +4,32 @@
 Pure: bytes in, a ClientPolicy out. What the platform rejects (a
 ParserException: the app fails at its first TLS connection) is a fatal
 problem of the policy, with the file, line and column; nothing is fixed up.
+A file that is not a network-security-config at all (Kotlin source, a plist,
+an XML file with another root) is an input error: ClientConfigError.
+
+TrustKit-Android compares pins as trimmed base64 *strings*
+(``PublicKeyPin.equals``) with the one it computes
+(``Base64.encodeToString(hash, DEFAULT).trim()``: standard alphabet,
+padded). A pin written any other way (no padding, the URL-safe alphabet,
+non-zero trailing bits, whitespace inside) decodes to the right 32 bytes but
+never equals that string: TrustKit keeps it as written, in ``dead_pins``,
+with a note; the platform (API 24+) compares bytes and still matches it.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from datetime import date
 
-from scanner.importers._common import Collector, android_base64, sha256_pin, stem_name
+from scanner.importers._common import (
+    Collector,
+    android_base64,
+    not_the_kind,
+    sha256_pin,
+    stem_name,
+)
 from scanner.importers._xml import Element, parse_xml
 from scanner.model import Client, ClientPolicy, HostMode, Location, Pin, Platform, PolicyRule
 
@@ -77,9 +94,6 @@ class _NscReader:
         self.debug_sources: tuple[str, ...] = ()
 
     def read(self, root: Element) -> None:
-        if root.tag != _ROOT:
-            self.out.problem(root.location, f"root element must be <{_ROOT}>, got <{root.tag}>")
-            return
         base: _Anchors | None = None
         base_seen = debug_seen = False
         domain_configs: list[Element] = []
@@ -238,17 +252,35 @@ class _NscReader:
         return host, subdomains, element.location
 
 
+def _document(data: bytes, source: str, out: Collector, what: str) -> Element | None:
+    """The root element; None after recording why the XML is not well-formed.
+
+    Raises ClientConfigError for a file that is not a network-security-config."""
+    parsed = parse_xml(data, source)
+    if isinstance(parsed, Element):
+        if parsed.tag != _ROOT:
+            raise not_the_kind(
+                parsed.location,
+                f"not {what}: the root element is <{parsed.tag}>, not <{_ROOT}>",
+            )
+        return parsed
+    if f"<{_ROOT}".encode() not in data:
+        raise not_the_kind(
+            Location(source, 1, 1), f"not {what}: not an XML <{_ROOT}> file ({parsed.message})"
+        )
+    out.problems.append(parsed)  # the right file, broken: the app fails on it
+    return None
+
+
 def parse_network_security_config(
     data: bytes, source: str, *, name: str | None = None
 ) -> ClientPolicy:
     """An Android network-security-config file as the platform reads it."""
     out = Collector(source)
-    parsed = parse_xml(data, source)
+    root = _document(data, source, out, "an Android network-security-config")
     reader = _NscReader(source, out)
-    if isinstance(parsed, Element):
-        reader.read(parsed)
-    else:
-        out.problems.append(parsed)
+    if root is not None:
+        reader.read(root)
     return ClientPolicy(
         name=name or stem_name(source),
         client=Client.ANDROID,
@@ -270,6 +302,7 @@ class _TkState:
 
     subdomains: bool = False
     pins: tuple[Pin, ...] | None = None
+    dead: tuple[str, ...] = ()  # pins as written that TrustKit's string compare never matches
     expires: date | None = None
     enforce: bool = False
     report_uris: tuple[str, ...] = ()
@@ -284,9 +317,6 @@ class _TrustKitReader:
         self.rules: list[PolicyRule] = []
 
     def read(self, root: Element) -> None:
-        if root.tag != _ROOT:
-            self.out.problem(root.location, f"root element must be <{_ROOT}>, got <{root.tag}>")
-            return
         for child in root.children:
             if child.tag == "domain-config":
                 self.domain_config(child, _TkState())
@@ -326,6 +356,7 @@ class _TrustKitReader:
                 element.attrib["expiration"], element.location, self.out, "pin-set expiration"
             )
         pins: dict[Pin, None] = {}
+        spellings: dict[str, None] = {}
         for child in element.children:
             if child.tag != "pin":
                 continue
@@ -336,13 +367,23 @@ class _TrustKitReader:
                     f'TrustKit supports only digest="SHA-256" (exactly), got {digest!r}',
                 )
                 continue
-            text = child.text.strip()
+            text = _java_trim(child.text)
             value = android_base64(text)
             if value is None or len(value) != 32:
                 self.out.problem(child.location, f"Invalid pin {text!r}: not a base64 SHA-256")
                 continue
-            pins.setdefault(sha256_pin(value))
-        return _replace(state, pins=tuple(pins), expires=expires)
+            canonical = base64.b64encode(value).decode("ascii")
+            if text == canonical:
+                pins.setdefault(sha256_pin(value))
+                continue
+            spellings.setdefault(text)
+            self.out.note(
+                child.location,
+                f"pin {text!r} is not written as TrustKit-Android writes the key's pin "
+                f"({canonical!r}): it compares the strings, so this pin never matches in "
+                "TrustKit's own check (API < 24); the platform compares bytes (API 24+)",
+            )
+        return _replace(state, pins=tuple(pins), dead=tuple(spellings), expires=expires)
 
     def trustkit_config(self, element: Element, state: _TkState) -> _TkState:
         enforce = element.attrib.get("enforcePinning")
@@ -362,8 +403,8 @@ class _TrustKitReader:
     def rule(self, host: tuple[str, Location], state: _TkState, config_at: Location) -> None:
         pins = state.pins or ()
         name, where = host
-        if state.enforce and len(pins) < 2:
-            what = "an empty pin-set" if not pins else "less than two pins"
+        if state.enforce and len(pins) + len(state.dead) < 2:
+            what = "an empty pin-set" if not pins and not state.dead else "less than two pins"
             self.out.problem(
                 config_at,
                 f"{name}: {what} with enforcePinning=true: TrustKit-Android refuses the "
@@ -374,12 +415,23 @@ class _TrustKitReader:
                 host=name,
                 mode=HostMode.SUBTREE if state.subdomains else HostMode.EXACT,
                 pins=pins,
+                dead_pins=state.dead,
                 expires=state.expires,
                 enforce=state.enforce,
                 report_uris=state.report_uris,
                 location=where,
             )
         )
+
+
+def _java_trim(text: str) -> str:
+    """String.trim(): every character up to U+0020 off both ends."""
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
 
 
 def _replace(state: _TkState, **changes: object) -> _TkState:
@@ -391,18 +443,17 @@ def _replace(state: _TkState, **changes: object) -> _TkState:
 def parse_trustkit_android(data: bytes, source: str, *, name: str | None = None) -> ClientPolicy:
     """The same network-security-config file as TrustKit-Android reads it."""
     out = Collector(source)
-    parsed = parse_xml(data, source)
+    root = _document(data, source, out, "a TrustKit-Android configuration")
     reader = _TrustKitReader(out)
-    if isinstance(parsed, Element):
-        reader.read(parsed)
-    else:
-        out.problems.append(parsed)
+    if root is not None:
+        reader.read(root)
     return ClientPolicy(
         name=name or stem_name(source),
         client=Client.TRUSTKIT,
         rules=tuple(reader.rules),
         problems=tuple(out.problems),
         notes=tuple(out.notes),
+        unresolved=tuple(out.unresolved),
         platform=Platform.ANDROID,
         source=source,
         location=Location(source, 1, 1),

@@ -5,15 +5,27 @@ TrustKit raises an exception at initialisation for a configuration it does not
 accept (the app crashes): those are fatal problems. ATS silently skips
 malformed entries: those are notes, and a pinned domain left without a usable
 identity is a problem of that rule only (the host can never connect).
+
+The TrustKit reader also serves :mod:`scanner.importers.trustkit_code`: a
+dictionary written in Swift or Objective-C arrives as the same structure, its
+unevaluable values as :class:`Computed`, which become "pins computed at run
+time: not imported", never a problem of the app.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 
 from scanner.hostnames import is_public_suffix, public_suffix
-from scanner.importers._common import Collector, sha256_pin, stem_name, strict_base64
+from scanner.importers._common import (
+    Collector,
+    not_the_kind,
+    sha256_pin,
+    stem_name,
+    strict_base64,
+)
 from scanner.importers.plist import PathKey, Plist, load_plist
 from scanner.model import (
     Client,
@@ -26,9 +38,17 @@ from scanner.model import (
     PolicyRule,
 )
 
-__all__ = ["EXCLUDE_KEY", "parse_ats_plist", "parse_trustkit_plist"]
+__all__ = [
+    "EXCLUDE_KEY",
+    "Computed",
+    "parse_ats_plist",
+    "parse_trustkit_plist",
+    "report_unused_pins",
+    "trustkit_policy",
+]
 
 EXCLUDE_KEY = "kSKExcludeSubdomainFromParentPolicy"  # sic: TrustKit 3.0.0's literal string
+_IGNORE_USER_ANCHORS = "TSKIgnorePinningForUserDefinedTrustAnchors"
 _DOCUMENTED_EXCLUDE_KEY = "TSKExcludeSubdomainFromParentPolicy"
 _DOMAIN_KEYS = {
     "TSKPublicKeyHashes",
@@ -44,12 +64,28 @@ _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 
 
+@dataclass(frozen=True)
+class Computed:
+    """A value of a TrustKit dictionary written in code that pinaudit cannot evaluate."""
+
+    text: str
+    reason: str
+    where: Location
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_GLOBAL_KEYS = {"TSKSwizzleNetworkDelegates", "TSKPinnedDomains", _IGNORE_USER_ANCHORS}
+
+
 class _TrustKit:
     def __init__(self, plist: Plist, out: Collector) -> None:
         self.plist = plist
         self.out = out
         self.rules: list[PolicyRule] = []
         self.ignore_user_anchors = True
+        self.visited: set[Location] = set()  # where the pins it read (or reported) are written
 
     def fail(self, path: PathKey, message: str, *, key: bool = False) -> ConfigProblem:
         where = self.plist.key_at(path) if key else self.plist.at(path)
@@ -58,8 +94,10 @@ class _TrustKit:
     def read(self) -> None:
         top = self.plist.value
         if not isinstance(top, dict):
-            self.fail((), "the property list is not a dictionary")
-            return
+            raise not_the_kind(
+                self.plist.at(()),
+                "not a TrustKit configuration: the property list is not a dictionary",
+            )
         base: PathKey = ()
         config = top
         if "TSKConfiguration" in top:
@@ -69,15 +107,35 @@ class _TrustKit:
                 self.fail(base, "TSKConfiguration must be a dictionary")
                 return
         elif "TSKPinnedDomains" not in top:
-            self.fail((), "no TSKConfiguration dictionary found")
-            return
-        ignore = config.get("TSKIgnorePinningForUserDefinedTrustAnchors", True)
-        if not isinstance(ignore, bool):
-            self.fail((*base, "TSKIgnorePinningForUserDefinedTrustAnchors"), "expected a boolean")
+            raise not_the_kind(
+                self.plist.at(()),
+                "not a TrustKit configuration: no TSKConfiguration (or TSKPinnedDomains) "
+                "dictionary in this property list",
+            )
+        for key in config:
+            if key in _GLOBAL_KEYS:
+                continue
+            at = self.plist.key_at((*base, key))
+            if key in _DOMAIN_KEYS:
+                self.out.note(
+                    at, f"{key} at the top level is ignored: TrustKit reads it per domain"
+                )
+            else:
+                self.out.note(at, f"unknown key {str(key)!r} is ignored")
+        ignore = config.get(_IGNORE_USER_ANCHORS, True)
+        if isinstance(ignore, Computed):
+            self.out.note(ignore.where, f"{_IGNORE_USER_ANCHORS} is computed at run time")
+        elif not isinstance(ignore, bool):
+            self.fail((*base, _IGNORE_USER_ANCHORS), "expected a boolean")
         else:
             self.ignore_user_anchors = ignore
         domains = config.get("TSKPinnedDomains")
         where = (*base, "TSKPinnedDomains")
+        if isinstance(domains, Computed):
+            self.out.not_imported(
+                domains.where, f"TSKPinnedDomains is `{domains.text}`: {domains.reason}"
+            )
+            return
         if not isinstance(domains, dict) or not domains:
             self.fail(
                 where if domains is not None else base,
@@ -85,12 +143,44 @@ class _TrustKit:
             )
             return
         for host, policy in domains.items():
+            if isinstance(host, Computed):
+                self.skip(
+                    policy, (*where, host), f"its domain is computed at run time ({host.reason})"
+                )
+                continue
             self.domain(str(host), policy, (*where, host), domains)
 
+    def skip(self, policy: object, path: PathKey, why: str) -> None:
+        """A domain pinaudit cannot import: each of its pins is reported where it is written."""
+        hashes = policy.get("TSKPublicKeyHashes") if isinstance(policy, dict) else None
+        reported = False
+        if isinstance(hashes, list):
+            for n, item in enumerate(hashes):
+                at = self.plist.at((*path, "TSKPublicKeyHashes", n))
+                self.visited.add(at)
+                self.out.not_imported(at, f"the pin {_shown(item)}: {why}")
+                reported = True
+        if not reported:
+            shown = _shown(hashes) if hashes is not None else "none given"
+            self.out.not_imported(self.plist.key_at(path), f"the pins ({shown}): {why}")
+
+    def account(self, path: PathKey) -> None:
+        """The pins under `path` are accounted for (imported or reported)."""
+        hashes = _get(self.plist.value_at(path), "TSKPublicKeyHashes")
+        if isinstance(hashes, list):
+            for n in range(len(hashes)):
+                self.visited.add(self.plist.at((*path, "TSKPublicKeyHashes", n)))
+
     def domain(self, host: str, policy: object, path: PathKey, domains: dict[str, object]) -> None:
+        if isinstance(policy, Computed):
+            self.out.not_imported(
+                policy.where, f"the policy of {host!r} is `{policy.text}`: {policy.reason}"
+            )
+            return
         if not isinstance(policy, dict):
             self.fail(path, f"the policy of {host!r} must be a dictionary")
             return
+        self.account(path)
         if public_suffix(host) is None:
             self.fail(
                 path,
@@ -114,7 +204,9 @@ class _TrustKit:
             elif key == "TSKPublicKeyAlgorithms":
                 self.out.note(self.plist.key_at((*path, key)), f"{key} is deprecated and ignored")
             elif key not in _DOMAIN_KEYS:
-                self.out.note(self.plist.key_at((*path, key)), f"unknown key {key!r} is ignored")
+                self.out.note(
+                    self.plist.key_at((*path, key)), f"unknown key {str(key)!r} is ignored"
+                )
         if policy.get(EXCLUDE_KEY) is True:
             self.exclusion(host, policy, path, domains)
             return
@@ -125,7 +217,9 @@ class _TrustKit:
                 (*path, "TSKIncludeSubdomains"),
                 f"TSKIncludeSubdomains on {host!r}, which is a public suffix",
             )
-        pins = self.pins(policy, path, enforce)
+        pins = self.pins(host, policy, path, enforce)
+        if pins is None:
+            return
         expires = self.expiration(policy, path)
         uris = self.report_uris(policy, path)
         self.boolean(policy, path, "TSKDisableDefaultReportUri", False)
@@ -135,7 +229,7 @@ class _TrustKit:
                 mode=HostMode.SUBTREE if subdomains else HostMode.EXACT,
                 pins=pins,
                 expires=expires,
-                enforce=enforce,
+                enforce=enforce is not False,
                 report_uris=uris,
                 location=self.plist.key_at(path),
             )
@@ -149,7 +243,7 @@ class _TrustKit:
             self.fail(
                 path,
                 f"{host!r} excludes itself from its parent's policy and may not "
-                f"set other keys ({', '.join(sorted(others))})",
+                f"set other keys ({', '.join(sorted(map(str, others)))})",
             )
         parent = any(
             isinstance(p, dict)
@@ -167,16 +261,37 @@ class _TrustKit:
             PolicyRule(host=host, excluded=True, has_pinset=False, location=self.plist.key_at(path))
         )
 
-    def boolean(self, policy: dict[str, object], path: PathKey, key: str, default: bool) -> bool:
+    def boolean(
+        self, policy: dict[str, object], path: PathKey, key: str, default: bool
+    ) -> bool | None:
+        """The flag; None when it is computed at run time (reported, the default applies)."""
         value = policy.get(key, default)
+        if isinstance(value, Computed):
+            self.out.not_imported(
+                value.where,
+                f"{key} is `{value.text}`: {value.reason}; imported with TrustKit's default "
+                f"({'YES' if default else 'NO'})",
+            )
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value != 0  # an NSNumber: TrustKit reads its boolValue
         if not isinstance(value, bool):
             self.fail((*path, key), f"{key} must be a boolean")
             return default
         return value
 
-    def pins(self, policy: dict[str, object], path: PathKey, enforce: bool) -> tuple[Pin, ...]:
+    def pins(
+        self, host: str, policy: dict[str, object], path: PathKey, enforce: bool | None
+    ) -> tuple[Pin, ...] | None:
+        """The domain's pins; None when none of them can be imported."""
         where = (*path, "TSKPublicKeyHashes")
         hashes = policy.get("TSKPublicKeyHashes")
+        if isinstance(hashes, Computed):
+            self.out.not_imported(
+                hashes.where,
+                f"the pins of {host!r} are `{hashes.text}`: {hashes.reason}",
+            )
+            return None
         if not isinstance(hashes, list):
             self.fail(
                 where if hashes is not None else path,
@@ -184,7 +299,14 @@ class _TrustKit:
             )
             return ()
         pins: dict[Pin, None] = {}
+        unknown = 0
         for n, text in enumerate(hashes):
+            if isinstance(text, Computed):
+                self.out.not_imported(
+                    text.where, f"the pin `{text.text}` for {host!r}: {text.reason}"
+                )
+                unknown += 1
+                continue
             value = strict_base64(text) if isinstance(text, str) else None
             if value is None or len(value) != 32:
                 self.fail(
@@ -193,8 +315,10 @@ class _TrustKit:
                 )
                 continue
             pins.setdefault(sha256_pin(value))
-        required = 2 if enforce else 1
-        if len(pins) < required:
+        if unknown and not pins:
+            return None
+        required = 2 if enforce is not False else 1
+        if not unknown and enforce is not None and len(pins) < required:
             self.fail(
                 where,
                 f"less than {required} pin{'s' if required > 1 else ''} "
@@ -205,6 +329,12 @@ class _TrustKit:
     def expiration(self, policy: dict[str, object], path: PathKey) -> date | None:
         value = policy.get("TSKExpirationDate")
         if value is None:
+            return None
+        if isinstance(value, Computed):
+            self.out.not_imported(
+                value.where,
+                f"TSKExpirationDate is `{value.text}`: {value.reason}; imported without an expiry",
+            )
             return None
         match = _DATE.fullmatch(value) if isinstance(value, str) else None
         if match is not None:
@@ -224,11 +354,17 @@ class _TrustKit:
         if value is None:
             return ()
         where = (*path, "TSKReportUris")
+        if isinstance(value, Computed):
+            self.out.note(value.where, f"TSKReportUris is computed at run time: {value.reason}")
+            return ()
         if not isinstance(value, list):
             self.fail(where, "TSKReportUris must be an array of URLs")
             return ()
         uris: list[str] = []
         for n, uri in enumerate(value):
+            if isinstance(uri, Computed):
+                self.out.note(uri.where, f"a report URI is computed at run time: {uri.reason}")
+                continue
             if not isinstance(uri, str) or not _URL.fullmatch(uri):
                 self.fail((*where, n), f"invalid report URI {uri!r}")
                 continue
@@ -236,12 +372,42 @@ class _TrustKit:
         return tuple(uris)
 
 
+def _get(value: object, key: str) -> object:
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _shown(value: object) -> str:
+    return f"`{value.text}`" if isinstance(value, Computed) else repr(value)
+
+
+_PIN_SHAPED = re.compile(r"[A-Za-z0-9+/_-]{42,43}=?=?")
+
+
+def report_unused_pins(plist: Plist, visited: set[Location], out: Collector, skip: str) -> None:
+    """Every pin-shaped string of an XML plist that the reader did not account for
+    (outside the `skip` subtree, the other kind's configuration)."""
+    if not plist.values:
+        return  # a binary plist has no positions
+    lines = out.reported_lines()
+    for path, where in plist.values.items():
+        if skip in path or where in visited or where.line in lines:
+            continue
+        value = plist.value_at(path)
+        if isinstance(value, str) and _PIN_SHAPED.fullmatch(value.strip()):
+            out.not_imported(
+                where,
+                f"the pin-shaped string {value.strip()!r} at {'/'.join(map(str, path))} is "
+                "not part of the configuration this importer reads",
+            )
+            lines.add(where.line)
+
+
 def parse_trustkit_plist(
     data: bytes, source: str, *, name: str | None = None, platform: Platform = Platform.IOS
 ) -> ClientPolicy:
     """TrustKit's configuration from an Info.plist (``TSKConfiguration``) or a bare dictionary."""
     out = Collector(source)
-    loaded = load_plist(data, source)
+    loaded = load_plist(data, source, kind="TrustKit")
     rules: tuple[PolicyRule, ...] = ()
     ignore = True
     if isinstance(loaded, ConfigProblem):
@@ -250,12 +416,26 @@ def parse_trustkit_plist(
         reader = _TrustKit(loaded, out)
         reader.read()
         rules, ignore = tuple(reader.rules), reader.ignore_user_anchors
+        report_unused_pins(loaded, reader.visited, out, "NSAppTransportSecurity")
+    return trustkit_policy(out, rules, ignore, source, name=name, platform=platform)
+
+
+def trustkit_policy(
+    out: Collector,
+    rules: tuple[PolicyRule, ...],
+    ignore: bool,
+    source: str,
+    *,
+    name: str | None,
+    platform: Platform = Platform.IOS,
+) -> ClientPolicy:
     return ClientPolicy(
         name=name or stem_name(source),
         client=Client.TRUSTKIT,
         rules=rules,
-        problems=tuple(out.problems),
-        notes=tuple(out.notes),
+        problems=tuple(dict.fromkeys(out.problems)),
+        notes=tuple(dict.fromkeys(out.notes)),
+        unresolved=tuple(dict.fromkeys(out.unresolved)),
         platform=platform,
         ignore_user_anchors=ignore,
         source=source,
@@ -267,7 +447,13 @@ def parse_trustkit_plist(
 
 
 def _identities(
-    plist: Plist, policy: dict[str, object], path: PathKey, key: str, out: Collector
+    plist: Plist,
+    policy: dict[str, object],
+    path: PathKey,
+    key: str,
+    out: Collector,
+    *,
+    visited: set[Location],
 ) -> tuple[tuple[Pin, ...], bool]:
     """(identities, the key is present) of one category; malformed entries are skipped."""
     if key not in policy:
@@ -279,6 +465,8 @@ def _identities(
         return (), True
     pins: dict[Pin, None] = {}
     for n, item in enumerate(items):
+        visited.add(plist.at((*where, n)))
+        visited.add(plist.at((*where, n, "SPKI-SHA256-BASE64")))
         text = item.get("SPKI-SHA256-BASE64") if isinstance(item, dict) else None
         value = strict_base64(text) if isinstance(text, str) else None
         if value is None or len(value) != 32:
@@ -298,32 +486,42 @@ def parse_ats_plist(data: bytes, source: str, *, name: str | None = None) -> Cli
     ``NSPinnedDomains`` dictionary)."""
     out = Collector(source)
     rules: list[PolicyRule] = []
-    loaded = load_plist(data, source)
+    loaded = load_plist(data, source, kind="ios (ATS NSPinnedDomains)")
     if isinstance(loaded, ConfigProblem):
         out.problems.append(loaded)
     else:
-        rules = _ats_rules(loaded, out)
+        visited: set[Location] = set()
+        rules = _ats_rules(loaded, out, visited)
+        report_unused_pins(loaded, visited, out, "TSKConfiguration")
     return ClientPolicy(
         name=name or stem_name(source),
         client=Client.IOS,
         rules=tuple(rules),
         problems=tuple(out.problems),
         notes=tuple(out.notes),
+        unresolved=tuple(out.unresolved),
         source=source,
         location=Location(source, 1, 1),
     )
 
 
-def _ats_rules(plist: Plist, out: Collector) -> list[PolicyRule]:
+def _ats_rules(plist: Plist, out: Collector, visited: set[Location]) -> list[PolicyRule]:
     top = plist.value
     path: PathKey = ()
     domains: object = None
-    if isinstance(top, dict) and isinstance(top.get("NSAppTransportSecurity"), dict):
+    ats = top.get("NSAppTransportSecurity") if isinstance(top, dict) else None
+    if isinstance(ats, dict) and "NSPinnedDomains" in ats:
         path = ("NSAppTransportSecurity", "NSPinnedDomains")
-        domains = top["NSAppTransportSecurity"].get("NSPinnedDomains")
+        domains = ats["NSPinnedDomains"]
     elif isinstance(top, dict) and "NSPinnedDomains" in top:
         path = ("NSPinnedDomains",)
         domains = top["NSPinnedDomains"]
+    else:
+        raise not_the_kind(
+            plist.at(()),
+            "not an ATS pinning configuration: no NSAppTransportSecurity/NSPinnedDomains "
+            "in this property list",
+        )
     if not isinstance(domains, dict):
         out.note(
             plist.at(path),
@@ -337,8 +535,10 @@ def _ats_rules(plist: Plist, out: Collector) -> list[PolicyRule]:
             out.note(plist.key_at(where), f"{host!r}: not a dictionary, ATS skips it")
             continue
         subdomains = policy.get("NSIncludesSubdomains", False) is True
-        ca, has_ca = _identities(plist, policy, where, "NSPinnedCAIdentities", out)
-        leaf, has_leaf = _identities(plist, policy, where, "NSPinnedLeafIdentities", out)
+        ca, has_ca = _identities(plist, policy, where, "NSPinnedCAIdentities", out, visited=visited)
+        leaf, has_leaf = _identities(
+            plist, policy, where, "NSPinnedLeafIdentities", out, visited=visited
+        )
         problems: list[ConfigProblem] = []
         at = plist.key_at(where)
         if not has_ca and not has_leaf:

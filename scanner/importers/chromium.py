@@ -9,8 +9,11 @@ with both subdomain flags) stops the list from being built: fatal problems.
 
 from __future__ import annotations
 
+import base64
+import bisect
 import json
 import re
+import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from scanner.errors import PinError
-from scanner.importers._common import Collector, decode_text, stem_name
+from scanner.importers._common import Collector, decode_text, lines_of, not_the_kind, stem_name
 from scanner.model import Client, ClientPolicy, HostMode, Location, Pin, PolicyRule
 from scanner.pins import parse_pin, pin_of_certificate, pins_of_spki
 
@@ -37,7 +40,7 @@ def parse_pins_file(
 ) -> tuple[dict[str, Pin], datetime | None]:
     """Name → SPKI pin of a ``.pins`` file, and its PinsListTimestamp."""
     text = decode_text(data, source)
-    lines = text.splitlines()
+    lines = lines_of(text)
     names: dict[str, Pin] = {}
     stamp: datetime | None = None
     i = 0
@@ -73,7 +76,9 @@ def parse_pins_file(
             while end < len(lines) and not lines[end].strip().startswith("-----END"):
                 end += 1
             block = "\n".join(lines[i : end + 1])
-            pin = _pem_pin(block)
+            pin, said = _pem_pin(block)
+            if said is not None:
+                out.note(Location(source, i + 1, 1), f"{name}: the X.509 library warns: {said}")
             if pin is None:
                 out.problem(Location(source, i + 1, 1), f"{name}: the PEM block does not parse")
             else:
@@ -88,15 +93,64 @@ def parse_pins_file(
     return names, stamp
 
 
-def _pem_pin(block: str) -> Pin | None:
+def _pem_pin(block: str) -> tuple[Pin | None, str | None]:
+    """The SPKI pin of a PEM certificate or public key, and what the library
+    warned about while reading it (kept off stderr: the caller notes it)."""
     data = block.encode("ascii", "replace")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if "CERTIFICATE" in block.split("\n", 1)[0]:
+                pin: Pin | None = pin_of_certificate(x509.load_pem_x509_certificate(data))
+            else:
+                key = load_pem_public_key(data)
+                spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+                pin = pins_of_spki(spki)[0]
+        except (ValueError, TypeError):
+            pin = _certificate_spki_pin(block)
+    said = "; ".join(" ".join(str(w.message).split()) for w in caught)
+    return pin, said or None
+
+
+def _certificate_spki_pin(block: str) -> Pin | None:
+    """The pin of a certificate the X.509 library refuses (a zero or negative
+    serial, an odd encoding of an old root): its subjectPublicKeyInfo is still
+    what Chromium's generator hashes."""
+    lines = [ln.strip() for ln in block.splitlines() if ln.strip() and "-----" not in ln]
     try:
-        if "CERTIFICATE" in block.split("\n", 1)[0]:
-            return pin_of_certificate(x509.load_pem_x509_certificate(data))
-        key = load_pem_public_key(data)
-        return pins_of_spki(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))[0]
-    except (ValueError, TypeError):
+        der = base64.b64decode("".join(lines), validate=True)
+        cert = _der_children(der, 0)
+        tbs = _der_children(der, cert[0][0]) if cert else []
+        fields = tbs[1:] if tbs and der[tbs[0][0]] == 0xA0 else tbs  # skip [0] version
+        start, end = fields[5]  # serial, signature, issuer, validity, subject, SPKI
+    except (ValueError, IndexError):
         return None
+    return pins_of_spki(der[start:end])[0]
+
+
+def _der_children(der: bytes, start: int) -> list[tuple[int, int]]:
+    """(start, end) of each element inside the constructed DER element at `start`."""
+
+    def header(at: int) -> tuple[int, int]:
+        length = der[at + 1]
+        if length < 0x80:
+            return at + 2, length
+        count = length & 0x7F
+        if not 1 <= count <= 4:
+            raise ValueError("bad DER length")
+        return at + 2 + count, int.from_bytes(der[at + 2 : at + 2 + count], "big")
+
+    body, length = header(start)
+    end = body + length
+    if end > len(der):
+        raise ValueError("truncated DER")
+    children: list[tuple[int, int]] = []
+    at = body
+    while at < end:
+        inner, size = header(at)
+        children.append((at, inner + size))
+        at = inner + size
+    return children
 
 
 def strip_comments(text: str) -> str:
@@ -104,23 +158,37 @@ def strip_comments(text: str) -> str:
     return "\n".join("" if line.lstrip().startswith("//") else line for line in text.split("\n"))
 
 
+_NAME_FIELD = re.compile(r'"name"\s*:\s*("(?:[^"\\\n]|\\.)*")')
+
+
 class _Locator:
-    """Line and column of ``"name": "VALUE"`` occurrences, in file order."""
+    """Line and column of ``"name": "VALUE"`` occurrences, in file order.
+
+    One pass over the text indexes every occurrence (the combined HSTS list of
+    2017 has some 33,000): each lookup is then a bisection, not a rescan."""
 
     def __init__(self, text: str, source: str) -> None:
-        self.text = text
         self.source = source
         self.cursor = 0
+        self.lines = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.found: dict[str, list[int]] = {}
+        for match in _NAME_FIELD.finditer(text):
+            try:
+                value = json.loads(match.group(1))
+            except ValueError:
+                continue
+            if isinstance(value, str):
+                self.found.setdefault(value, []).append(match.start())
 
     def find(self, value: str) -> Location:
-        pattern = re.compile(r'"name"\s*:\s*' + re.escape(json.dumps(value)))
-        match = pattern.search(self.text, self.cursor) or pattern.search(self.text)
-        if match is None:
+        starts = self.found.get(value)
+        if not starts:
             return Location(self.source, 1, 1)
-        self.cursor = match.end()
-        index = match.start()
-        line = self.text.count("\n", 0, index) + 1
-        return Location(self.source, line, index - (self.text.rfind("\n", 0, index) + 1) + 1)
+        n = bisect.bisect_left(starts, self.cursor)
+        index = starts[n] if n < len(starts) else starts[0]
+        self.cursor = index + 1
+        line = bisect.bisect_right(self.lines, index)
+        return Location(self.source, line, index - self.lines[line - 1] + 1)
 
 
 def parse_chromium(
@@ -141,15 +209,26 @@ def parse_chromium(
         out.note(Location(source, 1, 1), "no .pins file: pin names cannot be resolved")
     text = strip_comments(decode_text(data, source))
     rules: list[PolicyRule] = []
+    keys = ('"pinsets"', '"entries"')
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
+        if not any(key in text for key in keys):
+            raise not_the_kind(
+                Location(source, 1, 1),
+                f"not a Chromium static pins list: not JSON ({exc.msg} at line {exc.lineno})",
+            ) from None
         out.problem(Location(source, exc.lineno, exc.colno), f"invalid JSON: {exc.msg}")
         document = None
+    if document is not None and not (
+        isinstance(document, dict) and ("pinsets" in document or "entries" in document)
+    ):
+        raise not_the_kind(
+            Location(source, 1, 1),
+            "not a Chromium static pins list: expected a JSON object with pinsets and entries",
+        )
     if isinstance(document, dict):
         rules = _rules(document, names, _Locator(text, source), out, source)
-    elif document is not None:
-        out.problem(Location(source, 1, 1), "expected a JSON object with pinsets and entries")
     return ClientPolicy(
         name=name or stem_name(source),
         client=Client.CHROMIUM,

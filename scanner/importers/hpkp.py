@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import re
 
-from scanner.importers._common import Collector, decode_text, stem_name, strict_base64
+from scanner.importers._common import (
+    Collector,
+    decode_text,
+    lines_of,
+    not_the_kind,
+    stem_name,
+    strict_base64,
+)
 from scanner.model import (
     Client,
     ClientPolicy,
@@ -105,7 +112,8 @@ def parse_hpkp_headers(data: bytes, source: str, *, name: str | None = None) -> 
     out = Collector(source)
     rules: list[PolicyRule] = []
     host: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    seen_pkp = False
+    for number, raw in enumerate(lines_of(text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -126,10 +134,17 @@ def parse_hpkp_headers(data: bytes, source: str, *, name: str | None = None) -> 
             continue
         if header not in (PKP, PKP_RO):
             continue
+        seen_pkp = True
         if host is None:
             out.note(where, f"{match[1]} header before any URL or Host: line: ignored")
             continue
         rules.append(_rule(host, header == PKP_RO, value, where))
+    if not seen_pkp:
+        raise not_the_kind(
+            Location(source, 1, 1),
+            "not HPKP headers: no Public-Key-Pins or Public-Key-Pins-Report-Only header "
+            "in this file",
+        )
     return ClientPolicy(
         name=name or stem_name(source),
         client=Client.HPKP,

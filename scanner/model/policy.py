@@ -144,7 +144,9 @@ class ClientPolicy:
     app crashes at start or fails every TLS connection), so every endpoint
     the policy applies to gets CONFIG_ERROR. ``notes`` are accepted by the
     client but worth knowing (a pin that can never match, a TrustKit key
-    in capitals).
+    in capitals). ``unresolved`` are the importer's own limits, not the
+    client's: pins computed at run time (``BuildConfig``, remote config,
+    another file) that were not imported, each with where it is written.
     """
 
     name: str
@@ -152,6 +154,9 @@ class ClientPolicy:
     rules: tuple[PolicyRule, ...] = ()
     problems: tuple[ConfigProblem, ...] = ()
     notes: tuple[ConfigProblem, ...] = field(default=(), compare=False)
+    # pins or hosts the importer could not evaluate (computed at run time): not
+    # imported, reported with their place; never a CONFIG_ERROR of the client
+    unresolved: tuple[ConfigProblem, ...] = field(default=(), compare=False)
     platform: Platform | None = None  # TrustKit; OkHttp (None: DEFAULT_OKHTTP_PLATFORM)
     okhttp_version: int | None = None  # OkHttp major version (None: DEFAULT_OKHTTP_VERSION)
     ignore_user_anchors: bool = True  # TrustKit macOS TSKIgnorePinningForUserDefinedTrustAnchors

@@ -586,3 +586,16 @@ def resolve_pin(pin: Pin, report: ChainReport, known_keys: Mapping[Pin, str]) ->
         if pin in cert.pins:
             return cert.subject
     return known_keys.get(pin)
+
+
+def path_budget_finding(exhausted: str | None, served: int) -> Finding | None:
+    """The finding for a client-path search (``paths.search_paths``) that
+    stopped at its budget: the endpoint's own problem, said once."""
+    if exhausted is None:
+        return None
+    return Finding(
+        Check.PATH_BUDGET_EXCEEDED,
+        CATALOGUE[Check.PATH_BUDGET_EXCEEDED][0],
+        f"{exhausted}: the {served} served certificates offer more paths to an anchor than "
+        "clients explore; client verdicts cover the paths found so far",
+    )

@@ -80,6 +80,10 @@ class _Exhausted(Exception):
     """Raised inside the search when a budget runs out."""
 
 
+class _Enough(Exception):
+    """Raised inside the search when it has found as many paths as asked for."""
+
+
 def _valid_at(facts: CertFacts, now: datetime) -> bool:
     # Whole seconds, notAfter included (RFC 5280 §4.1.2.5), as the verifier judges.
     second = now.replace(microsecond=0)
@@ -157,10 +161,12 @@ class _Search:
         if key not in self.seen and _path_lengths_ok(facts):
             self.seen.add(key)
             self.found.append(facts)
+            if len(self.found) >= self.budget.paths:
+                raise _Enough
 
     def walk(self, path: list[Parsed], issuer: x509.Name | None) -> None:
         """Extend `path` (whose last certificate names `issuer`) to every anchor."""
-        if len(self.found) >= self.budget.paths or issuer is None:
+        if issuer is None:
             return
         self.steps += 1
         if self.steps > self.budget.steps:
@@ -173,8 +179,6 @@ class _Search:
                 and self.signed_by(path[-1], anchor)
             ):
                 self.record([*path, anchor])
-                if len(self.found) >= self.budget.paths:
-                    return
         if len(path) >= self.budget.depth:
             return  # no room for another intermediate below the anchor
         for cert, facts, subject in self.cas:
@@ -184,8 +188,6 @@ class _Search:
                 continue  # the anchor itself, sent along: its path was recorded above
             if _valid_at(facts, self.now) and self.signed_by(path[-1], (cert, facts)):
                 self.walk([*path, (cert, facts)], name_of(cert, "issuer"))
-                if len(self.found) >= self.budget.paths:
-                    return
 
 
 def search_paths(
@@ -215,9 +217,11 @@ def search_paths(
             cas.append((cert, facts, subject))
     search = _Search(_anchors(store, cache), cas, now, budget)
     exhausted = None
-    if _valid_at(parsed[0][1], now):
+    if _valid_at(parsed[0][1], now) and budget.paths > 0:
         try:
             search.walk([parsed[0]], name_of(parsed[0][0], "issuer"))
+        except _Enough:
+            pass
         except _Exhausted as stop:
             exhausted = f"path building stopped after {stop}"
     paths = tuple(sorted(search.found, key=len))

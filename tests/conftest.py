@@ -13,6 +13,7 @@ import pytest
 
 SLOW_MODULES = frozenset(
     {
+        "test_chain_differential.py",
         "test_chain_props.py",
         "test_client_scan_e2e.py",
         "test_conformance_scan.py",
@@ -22,6 +23,8 @@ SLOW_MODULES = frozenset(
         "test_faults.py",
         "test_fuzz.py",
         "test_inventory_props.py",
+        "test_paths_mesh_e2e.py",
+        "test_paths_props.py",
         "test_prometheus_alerts_e2e.py",
         "test_prometheus_export.py",
         "test_resources.py",

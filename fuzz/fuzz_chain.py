@@ -10,13 +10,21 @@ certificates. Invariants:
 - every served certificate either parses or carries its reason, and the
   path only names served positions that exist;
 - ``spki_der_from_tbs`` (our own DER walker) raises only ValueError;
-- ``read_certificates`` and ``store_from_pem`` raise only their own errors.
+- ``read_certificates`` and ``store_from_pem`` raise only their own errors;
+- the same certificates as trust anchors (the last one of the message joins
+  the store, the others are served) and as a store bundle (mode 3) never make
+  ``analyze_chain``, ``audit`` or the client-path search raise;
+- the client-path search (``paths.search_paths``) stays within its budget and
+  every path it lists runs leaf → anchor without repeating a certificate; the
+  seeds include cross-sign meshes (certificates named like the intermediate,
+  cross-signed with a handful of keys) for the mutations to work on.
 
     python fuzz/fuzz_chain.py [CORPUS_DIR] [-runs=N] [-max_total_time=S] [-max_len=65536]
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -26,15 +34,17 @@ from _driver import fuzz, instrumented
 with instrumented():
     from cryptography import x509
 
-    from scanner.chain import CertificateCache
+    from scanner.audit import audit
+    from scanner.chain import CertificateCache, analyze_chain
     from scanner.errors import CertificateFileError, TrustStoreError
     from scanner.exporters import jsonreport
     from scanner.fleet import faults
-    from scanner.fleet.pki import PKI, Issued
+    from scanner.fleet.pki import PKI, Issued, make_key
     from scanner.model import Endpoint, Observation, Pinset, ServedCert
+    from scanner.paths import MAX_DEPTH, MAX_PATHS, MAX_SIGNATURE_CHECKS, MAX_STEPS, search_paths
     from scanner.pins import spki_der_from_tbs
     from scanner.results import ScanKnowledge, evaluate
-    from scanner.trust import read_certificates, store_from_pem
+    from scanner.trust import TrustStore, read_certificates, store_from_pem
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 TIMES = (
@@ -51,6 +61,7 @@ _PKI = PKI(NOW)
 _ROOT = _PKI.root("Fuzz Root")
 _INTER = _PKI.intermediate("Fuzz Issuing CA", _ROOT)
 _OTHER_ROOT = _PKI.root("Other Root", key_type="rsa2048")
+_LEAF = _PKI.leaf("api.example.com", _INTER)
 _STORE = store_from_pem(_ROOT.pem + _OTHER_ROOT.pem, "fuzz-trust.pem")
 _PINSETS = (
     None,
@@ -78,7 +89,8 @@ def test_one_input(data: bytes) -> None:
         with contextlib.suppress(CertificateFileError):
             read_certificates(body, "fuzz")
         with contextlib.suppress(TrustStoreError):
-            store_from_pem(body, "fuzz")
+            bundle = store_from_pem(body, "fuzz")
+            _judge([_LEAF.der, _INTER.der], bundle, NOW)  # every anchor of it, fuzzed
         return
     served = _certificates(body)
     for der in served:
@@ -103,6 +115,39 @@ def test_one_input(data: bytes) -> None:
     for step in report.path:
         assert step.served_position is None or 0 <= step.served_position < len(served)
     json.dumps(jsonreport.endpoint_entry(result, now))
+    _check_search(served, _STORE, now, cache)
+    if len(served) > 1:  # the last certificate as a trust anchor
+        with contextlib.suppress(TrustStoreError):
+            store = store_from_pem(_ROOT.pem + _pem(served[-1]), "fuzz-anchor.pem")
+            _judge(served[:-1], store, now)
+
+
+def _pem(der: bytes) -> bytes:
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
+
+
+def _judge(served: list[bytes], store: TrustStore, now: datetime) -> None:
+    cache = CertificateCache()
+    report = analyze_chain(served, store, "api.example.com", now, cache=cache)
+    audit(Endpoint("fuzz", "api.example.com", 443, "api.example.com", None), report, now)
+    for step in report.path:
+        assert step.served_position is None or 0 <= step.served_position < len(served)
+    _check_search(served, store, now, cache)
+
+
+def _check_search(
+    served: list[bytes], store: TrustStore, now: datetime, cache: CertificateCache
+) -> None:
+    search = search_paths(served, store, now, cache=cache)
+    assert search.signature_checks <= MAX_SIGNATURE_CHECKS
+    assert search.steps <= MAX_STEPS + 1
+    assert len(search.paths) <= MAX_PATHS
+    for path in search.paths:
+        assert 2 <= len(path) <= MAX_DEPTH + 1
+        digests = [f.der_sha256 for f in path]
+        assert len(set(digests)) == len(digests)
 
 
 def _message(chain: list[Issued] | list[bytes], flags: int) -> bytes:
@@ -138,6 +183,20 @@ def seeds() -> list[bytes]:
         [leaf.der[: len(leaf.der) // 2], _INTER.der],
         [leaf.cert.tbs_certificate_bytes],
     ]
+    attacker = [make_key() for _ in range(3)]
+    carried = [_INTER.key, *attacker]
+    mesh = [
+        pki.issue(
+            "",
+            subject=_INTER.cert.subject,
+            key=carried[n % len(carried)],
+            issuer=Issued(_INTER.cert, attacker[(n // len(carried)) % len(attacker)]),
+            ca=True,
+        )
+        for n in range(24)
+    ]
+    chains.append([leaf, _INTER, *mesh])
+    chains.append([leaf, *mesh[:8], _ROOT])
     out = [_message(chain, flags) for chain in chains for flags in (0x00, 0x85, 0x16, 0xE1)]
     out.append(b"\x03" + leaf.pem + _INTER.pem)
     out.append(b"\x03" + leaf.der)

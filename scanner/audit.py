@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 C, W, INFO = Severity.CRITICAL, Severity.WARNING, Severity.INFO
+_NAME_CONSTRAINT = "name constraint"  # in the verifier's messages about nameConstraints
 
 CATALOGUE: dict[Check, tuple[Severity, str]] = {
     Check.PIN_MISMATCH: (
@@ -161,6 +162,24 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
         "A pin the client accepts but that can never match (OkHttp does not check the "
         "digest length: sha256/AAAA, or hex written after sha256/).",
     ),
+    Check.NAME_CONSTRAINTS_VIOLATED: (
+        C,
+        "A CA of the path restricts the names it may certify (nameConstraints) and the leaf "
+        "names something outside them: clients refuse the chain whatever the server name.",
+    ),
+    Check.CERT_FIELD_UNREADABLE: (
+        W,
+        "A certificate on the path has a field pinaudit cannot read (e.g. an "
+        "authorityKeyIdentifier with only one of authorityCertIssuer and "
+        "authorityCertSerialNumber); the verifier accepted it, strict clients may not, and "
+        "facts that depend on that field are missing.",
+    ),
+    Check.PATH_BUDGET_EXCEEDED: (
+        W,
+        "Listing the paths clients could build stopped at its budget (candidates, depth or "
+        "signature checks): the served certificates form a mesh of cross-signs; verdicts "
+        "cover the paths found before it stopped.",
+    ),
 }
 
 _CHECK_ORDER = {check: n for n, check in enumerate(Check)}
@@ -187,15 +206,38 @@ def worst(findings: Iterable[Finding]) -> Severity | None:
 
 
 def pinset_expiry(pinset: Pinset) -> datetime | None:
-    """The instant a pin-set stops being enforced: 00:00 UTC of its date."""
+    """The last instant a pin-set is enforced: 00:00 UTC of its date."""
     if pinset.expires is None:
         return None
     return datetime.combine(pinset.expires, time(0), tzinfo=timezone.utc)
 
 
+def aware(now: datetime) -> datetime:
+    """`now` with a time zone: a naive `now` is UTC."""
+    return now if now.tzinfo is not None else now.replace(tzinfo=timezone.utc)
+
+
 def pins_enforced(pinset: Pinset, now: datetime) -> bool:
+    """Clients enforce pins while ``now <= expiry`` (TrustKit: ``expirationDate <
+    now`` ends it; Android: ``currentTimeMillis() > expirationTime``), to the
+    fraction of a second: 00:00:00Z itself is still enforced."""
     expiry = pinset_expiry(pinset)
-    return expiry is None or now < expiry
+    return expiry is None or aware(now) <= expiry
+
+
+def cert_time(now: datetime) -> datetime:
+    """`now` as certificate validity is judged: certificate times have whole
+    seconds and the second of `notAfter` is still valid (RFC 5280 §4.1.2.5:
+    "notBefore through notAfter, inclusive"; the verifier drops fractions too)."""
+    return aware(now).replace(microsecond=0)
+
+
+def not_yet_valid(facts: CertFacts, now: datetime) -> bool:
+    return cert_time(now) < facts.not_before
+
+
+def expired(facts: CertFacts, now: datetime) -> bool:
+    return cert_time(now) > facts.not_after
 
 
 @dataclass(frozen=True)
@@ -228,7 +270,7 @@ class _Audit:
     ) -> None:
         self.endpoint = endpoint
         self.report = report
-        self.now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        self.now = aware(now)
         self.known_keys = known_keys
         self.findings: list[Finding] = []
         on_path = {pc.facts.der_sha256: i for i, pc in enumerate(report.path)}
@@ -267,12 +309,26 @@ class _Audit:
 
     def chain(self) -> None:
         report = self.report
+        on_path = {pc.served_position for pc in report.path}
         for s in report.served:
-            if s.facts is None:
+            if s.facts is None and s.position not in on_path:
                 self.add(
                     Check.CERT_UNPARSABLE,
                     f"certificate {s.position} ({len(s.der)} bytes) does not parse: {s.error}",
                     position=s.position,
+                )
+        for cert in self.path:
+            if cert.facts.unreadable:
+                where = (
+                    f"certificate {cert.position}"
+                    if cert.position is not None
+                    else f"{cert.facts.subject} (not served)"
+                )
+                self.add(
+                    Check.CERT_FIELD_UNREADABLE,
+                    f"{where} is on the path the verifier built, but a field of it cannot be "
+                    f"read: {'; '.join(cert.facts.unreadable)}",
+                    cert=cert,
                 )
         if report.status is PathStatus.UNPARSABLE:
             return
@@ -288,7 +344,10 @@ class _Audit:
             )
         if report.policy_error:
             explained = True
-            self.add(Check.CHAIN_UNTRUSTED, report.policy_error)
+            if _NAME_CONSTRAINT in report.policy_error:
+                self.name_constraints(report.policy_error)
+            else:
+                self.add(Check.CHAIN_UNTRUSTED, report.policy_error)
         explained |= self.validity()
         self.keys_and_signatures()
         if report.status is PathStatus.UNTRUSTED:
@@ -305,10 +364,24 @@ class _Audit:
             self.add(Check.CHAIN_UNTRUSTED, report.error or "the chain does not validate")
         self.order_and_extras()
 
+    def name_constraints(self, error: str) -> None:
+        leaf = self.served[0] if self.served else None
+        names = ", ".join(leaf.facts.san_dns + leaf.facts.san_ip) if leaf else ""
+        self.add(
+            Check.NAME_CONSTRAINTS_VIOLATED,
+            f"a CA's nameConstraints forbid a name of the leaf ({names or 'no subjectAltName'}): "
+            f"{error}",
+            cert=leaf,
+        )
+
     def untrusted(self) -> None:
+        error = self.report.error or ""
+        if _NAME_CONSTRAINT in error:
+            self.name_constraints(error)
+            return
         self.add(
             Check.CHAIN_UNTRUSTED,
-            f"no valid path to an anchor of trust store {self.endpoint.trust}: {self.report.error}",
+            f"no valid path to an anchor of trust store {self.endpoint.trust}: {error}",
         )
 
     def validity(self) -> bool:
@@ -317,7 +390,7 @@ class _Audit:
         now, ep = self.now, self.endpoint
         for cert in self.examined:
             f = cert.facts
-            if now < f.not_before:
+            if not_yet_valid(f, now):
                 failed = True
                 self.add(
                     Check.CERT_NOT_YET_VALID,
@@ -325,7 +398,7 @@ class _Audit:
                     "from now)",
                     cert=cert,
                 )
-            elif now >= f.not_after:
+            elif expired(f, now):
                 failed = True
                 self.add(
                     Check.CERT_EXPIRED,
@@ -333,7 +406,7 @@ class _Audit:
                     cert=cert,
                 )
             else:
-                left = f.not_after - now
+                left = f.not_after - cert_time(now)
                 if left <= timedelta(days=ep.critical_days):
                     severity = C
                 elif left <= timedelta(days=ep.warn_days):
@@ -470,7 +543,7 @@ class _Audit:
         expiry = pinset_expiry(pinset)
         if expiry is None:
             return True
-        if self.now >= expiry:
+        if not pins_enforced(pinset, self.now):
             self.add(
                 Check.PINSET_EXPIRED,
                 f"pin-set {pinset.name!r} expired {pinset.expires}: clients do not enforce "
@@ -513,3 +586,16 @@ def resolve_pin(pin: Pin, report: ChainReport, known_keys: Mapping[Pin, str]) ->
         if pin in cert.pins:
             return cert.subject
     return known_keys.get(pin)
+
+
+def path_budget_finding(exhausted: str | None, served: int) -> Finding | None:
+    """The finding for a client-path search (``paths.search_paths``) that
+    stopped at its budget: the endpoint's own problem, said once."""
+    if exhausted is None:
+        return None
+    return Finding(
+        Check.PATH_BUDGET_EXCEEDED,
+        CATALOGUE[Check.PATH_BUDGET_EXCEEDED][0],
+        f"{exhausted}: the {served} served certificates offer more paths to an anchor than "
+        "clients explore; client verdicts cover the paths found so far",
+    )

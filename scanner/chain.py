@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -93,6 +95,8 @@ DEFAULT_CACHE = CertificateCache()
 
 
 def _parse(der: bytes, digest: bytes) -> Parsed | str:
+    """(certificate, facts), or why the certificate cannot be used at all: its
+    DER does not load, or its key or validity cannot be located."""
     try:
         cert, _warning = load_certificate(der)
         with warnings.catch_warnings():
@@ -100,16 +104,20 @@ def _parse(der: bytes, digest: bytes) -> Parsed | str:
             # not two letters) make the library warn when first read: a served
             # certificate must not print to the scan's stderr.
             warnings.simplefilter("ignore")
-            return cert, certificate_facts(cert, digest)
+            return cert, _facts(cert, digest, spki_der(cert))
     except (ValueError, TypeError, UnsupportedAlgorithm, *_X509_ERRORS) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
 def parse_certificate(der: bytes, cache: CertificateCache = DEFAULT_CACHE) -> CertFacts:
-    """Facts of one DER certificate. Raises ValueError when it does not parse."""
+    """Facts of one DER certificate. Raises ValueError when it does not parse
+    or a field of it cannot be read (``CertificateCache.get`` has the facts
+    that can be)."""
     entry = cache.get(der)
     if isinstance(entry, str):
         raise ValueError(entry)
+    if entry[1].unreadable:
+        raise ValueError(entry[1].unreadable[0].split(": ", 1)[1])
     return entry[1]
 
 
@@ -146,15 +154,41 @@ def _signature_facts(cert: x509.Certificate) -> tuple[str, str | None]:
     return name, algorithm.name if algorithm is not None else None
 
 
-def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.ExtensionType | None:
-    try:
-        return cert.extensions.get_extension_for_oid(oid).value
-    except x509.ExtensionNotFound:
-        return None
+_READ_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, *_X509_ERRORS)
+T = TypeVar("T")
 
 
-def _names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    san = _extension(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+class _Reader:
+    """Reads one certificate's fields; a field that cannot be read gets a
+    fallback value and a note "field: reason" instead of an exception."""
+
+    def __init__(self, cert: x509.Certificate) -> None:
+        self.cert = cert
+        self.unreadable: list[str] = []
+        try:
+            self.extensions: x509.Extensions | None = cert.extensions
+        except _READ_ERRORS as exc:
+            self.extensions = None
+            self.unreadable.append(f"extensions: {type(exc).__name__}: {exc}")
+
+    def read(self, field: str, read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except _READ_ERRORS as exc:
+            self.unreadable.append(f"{field}: {type(exc).__name__}: {exc}")
+            return fallback
+
+    def extension(self, oid: x509.ObjectIdentifier) -> x509.ExtensionType | None:
+        if self.extensions is None:
+            return None
+        try:
+            return self.extensions.get_extension_for_oid(oid).value
+        except x509.ExtensionNotFound:
+            return None
+
+
+def _names(reader: _Reader) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    san = reader.extension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if not isinstance(san, x509.SubjectAlternativeName):
         return (), ()
     dns = tuple(str(n) for n in san.get_values_for_type(x509.DNSName))
@@ -162,8 +196,8 @@ def _names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return dns, ips
 
 
-def _sct_count(cert: x509.Certificate) -> int:
-    scts = _extension(cert, ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS)
+def _sct_count(reader: _Reader) -> int:
+    scts = reader.extension(ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS)
     if isinstance(scts, x509.PrecertificateSignedCertificateTimestamps):
         return len(scts)
     return 0
@@ -177,31 +211,63 @@ def _serial(cert: x509.Certificate) -> int:
         return cert.serial_number
 
 
+UNREADABLE_NAME = "<unreadable name>"
+
+
+def name_of(cert: x509.Certificate, which: str) -> x509.Name | None:
+    """The certificate's subject or issuer, None when it cannot be read."""
+    try:
+        name: x509.Name = cert.subject if which == "subject" else cert.issuer
+        return name
+    except _READ_ERRORS:
+        return None
+
+
 def certificate_facts(cert: x509.Certificate, der_sha256: bytes | None = None) -> CertFacts:
     """Everything the audit and the reports need from one certificate.
 
-    Raises ValueError for a certificate whose fields cannot be read."""
+    A field that cannot be read gets a neutral value and ``unreadable`` says
+    which one and why. Raises ValueError only when the public key or the
+    validity cannot be located: no pin and no time check without them."""
     if der_sha256 is None:
         from cryptography.hazmat.primitives.serialization import Encoding
 
         der_sha256 = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
-    sha256_pin, sha1_pin = pins_of_spki(spki_der(cert))
-    bc = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
+    return _facts(cert, der_sha256, spki_der(cert))
+
+
+def _facts(cert: x509.Certificate, der_sha256: bytes, spki: bytes) -> CertFacts:
+    reader = _Reader(cert)
+    sha256_pin, sha1_pin = pins_of_spki(spki)
+    bc = reader.extension(ExtensionOID.BASIC_CONSTRAINTS)
     is_ca = isinstance(bc, x509.BasicConstraints) and bc.ca
     path_length = bc.path_length if isinstance(bc, x509.BasicConstraints) else None
     key_type, key_bits, curve = _key_facts(cert)
-    sig_name, sig_hash = _signature_facts(cert)
-    dns, ips = _names(cert)
-    subject = cert.subject.rfc4514_string()
-    issuer = cert.issuer.rfc4514_string()
+    no_signature: tuple[str, str | None] = ("unknown", None)
+    sig_name, sig_hash = reader.read(
+        "signature algorithm", lambda: _signature_facts(cert), no_signature
+    )
+    dns, ips = _names(reader)
+    subject_name = reader.read("subject", lambda: cert.subject, None)
+    issuer_name = reader.read("issuer", lambda: cert.issuer, None)
+    subject = reader.read(
+        "subject",
+        lambda: subject_name.rfc4514_string() if subject_name else UNREADABLE_NAME,
+        UNREADABLE_NAME,
+    )
+    issuer = reader.read(
+        "issuer",
+        lambda: issuer_name.rfc4514_string() if issuer_name else UNREADABLE_NAME,
+        UNREADABLE_NAME,
+    )
     return CertFacts(
         der_sha256=der_sha256,
         subject=subject,
         issuer=issuer,
-        serial=_serial(cert),
+        serial=reader.read("serial", lambda: _serial(cert), 0),
         spki_sha256=sha256_pin,
         spki_sha1=sha1_pin,
-        not_before=cert.not_valid_before_utc,
+        not_before=cert.not_valid_before_utc,  # no neutral value: raises
         not_after=cert.not_valid_after_utc,
         is_ca=is_ca,
         path_length=path_length,
@@ -212,8 +278,9 @@ def certificate_facts(cert: x509.Certificate, der_sha256: bytes | None = None) -
         signature_hash=sig_hash,
         san_dns=dns,
         san_ip=ips,
-        sct_count=_sct_count(cert),
-        self_issued=cert.subject == cert.issuer,
+        sct_count=_sct_count(reader),
+        self_issued=subject_name is not None and subject_name == issuer_name,
+        unreadable=tuple(reader.unreadable),
     )
 
 
@@ -265,14 +332,25 @@ def _verify_server(
 
 def _verify_structure(
     store: TrustStore, when: datetime, leaf: x509.Certificate, intermediates: list[x509.Certificate]
-) -> list[x509.Certificate] | None:
+) -> list[x509.Certificate] | str:
     builder = _builder(store, when).extension_policies(
         ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(), ee_policy=_PERMISSIVE_EE
     )
     try:
         return list(builder.build_client_verifier().verify(leaf, intermediates).chain)
-    except verification.VerificationError:
-        return None
+    except verification.VerificationError as exc:
+        return str(exc)
+
+
+# The verifier's own work limits (signature checks, name-constraint checks):
+# when one is hit, running it again with the time moved or more
+# intermediates only hits it again, at the same cost each time.
+_GAVE_UP = "fatal error: Exceeded maximum"
+
+
+def gave_up(message: str) -> bool:
+    """Whether a verifier message says it stopped at one of its work limits."""
+    return _GAVE_UP in message
 
 
 def _candidate_times(now: datetime, certs: Sequence[CertFacts]) -> list[datetime]:
@@ -298,19 +376,34 @@ def _short(message: str) -> str:
     return message
 
 
+def _path_facts(cert: x509.Certificate, cache: CertificateCache) -> CertFacts:
+    """Facts of a certificate the verifier put on its path. It parsed, so
+    facts exist; should our own reading of its key fail where the verifier's
+    succeeded, the key is taken from the library and the failure noted."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    der = cert.public_bytes(Encoding.DER)
+    entry = cache.get(der)
+    if not isinstance(entry, str):
+        return entry[1]
+    digest = hashlib.sha256(der).digest()
+    try:
+        spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        facts = _facts(cert, digest, spki)
+    except _READ_ERRORS:
+        facts = _facts(cert, digest, b"")
+    return replace(facts, unreadable=(f"key: {entry}", *facts.unreadable))
+
+
 def _to_path(
     chain: Sequence[x509.Certificate], served: Sequence[ServedCert], cache: CertificateCache
 ) -> tuple[PathCert, ...]:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    by_digest = {s.facts.der_sha256: s.position for s in reversed(served) if s.facts is not None}
+    """The verifier's path as it built it, with the served position of each
+    certificate that was served (also one whose fields cannot all be read)."""
+    by_digest = {hashlib.sha256(s.der).digest(): s.position for s in reversed(served)}
     path = []
     for cert in chain:
-        der = cert.public_bytes(Encoding.DER)
-        entry = cache.get(der)
-        if isinstance(entry, str):  # the verifier accepted it, so it parses
-            raise ValueError(entry)
-        facts = entry[1]
+        facts = _path_facts(cert, cache)
         path.append(PathCert(facts, by_digest.get(facts.der_sha256)))
     return tuple(path)
 
@@ -338,6 +431,13 @@ def analyze_chain(
         if isinstance(entry, str):
             served.append(ServedCert(position, der, None, entry))
             parsed.append(None)
+        elif entry[1].unreadable:
+            # Reported like a certificate that does not parse (strict parsers
+            # refuse it), yet handed to the verifier: if it builds a path
+            # through it, the path keeps it, with its readable facts.
+            why = "unreadable: " + "; ".join(entry[1].unreadable)
+            served.append(ServedCert(position, der, None, why))
+            parsed.append(entry[0])
         else:
             served.append(ServedCert(position, der, entry[1]))
             parsed.append(entry[0])
@@ -352,9 +452,14 @@ def analyze_chain(
     ) -> ChainReport:
         return ChainReport(name, served_t, status, path, hostname_ok, error, policy_error)
 
-    leaf = parsed[0] if parsed else None
-    if leaf is None:
-        why = "no certificate served" if not served else "the leaf certificate does not parse"
+    if not served:
+        return report(PathStatus.UNPARSABLE, error="no certificate served")
+    leaf = parsed[0]
+    if leaf is None or served[0].facts is None:
+        # Without the leaf's facts (names, key, CA bit) there is nothing to judge.
+        why = "the leaf certificate does not parse"
+        if leaf is not None:
+            why = f"the leaf certificate's fields cannot be read ({served[0].error})"
         return report(PathStatus.UNPARSABLE, error=why)
     intermediates = [c for c in parsed[1:] if c is not None]
     subject = verifier_subject(name)
@@ -368,6 +473,9 @@ def analyze_chain(
         if not isinstance(result, str):
             return report(PathStatus.VALID, _to_path(result, served, cache), True)
         error = _short(result)
+        if gave_up(error):
+            # Bounded diagnosis: every rerun would hit the same limit.
+            return report(PathStatus.UNTRUSTED, error=_gave_up_reason(error))
     else:
         error = f"{name!r} is neither a DNS name nor an IP address"
 
@@ -382,7 +490,9 @@ def analyze_chain(
             break
         for when in _candidate_times(now, facts):
             chain = _verify_structure(store, when, leaf, inters)
-            if chain is None:
+            if isinstance(chain, str):
+                if gave_up(chain):
+                    return report(PathStatus.UNTRUSTED, error=_gave_up_reason(_short(chain)))
                 continue
             hostname_ok: bool | None = None
             policy_error = None
@@ -393,30 +503,80 @@ def analyze_chain(
                     strict = _verify_server(store, when, subject, leaf, inters)
                     if isinstance(strict, str):
                         policy_error = _short(strict)
+                elif isinstance(named, str) and _NAME_CONSTRAINT in named:
+                    # The leaf names the host, but a CA's nameConstraints forbid it.
+                    hostname_ok = True
+                    policy_error = _short(named)
             path = _to_path(chain, served, cache)
             return report(status, path, hostname_ok, error, policy_error)
-    return report(PathStatus.UNTRUSTED, error=_untrusted_reason(parsed, store, error))
+    return report(PathStatus.UNTRUSTED, error=_untrusted_reason(parsed, served, store, error))
+
+
+_NAME_CONSTRAINT = "name constraint"
+
+
+def _gave_up_reason(error: str) -> str:
+    return (
+        f"the verifier gave up building a path ({error.removeprefix('validation failed: ')}): "
+        "the chain offers too many candidate paths or name checks; clients stop as well"
+    )
 
 
 def _untrusted_reason(
-    parsed: Sequence[x509.Certificate | None], store: TrustStore, error: str
+    parsed: Sequence[x509.Certificate | None],
+    served: Sequence[ServedCert],
+    store: TrustStore,
+    error: str,
 ) -> str:
     """Why no path exists, in words: follow issuer links through the served
-    certificates and name the issuer that is neither served nor trusted."""
-    certs = [c for c in parsed if c is not None]
+    certificates and name what breaks the chain: an issuer neither served nor
+    trusted, a served issuer that does not parse, a loop of served issuers, a
+    rule broken on the way to an anchor."""
+    if _NAME_CONSTRAINT in error:
+        return f"a CA's name constraints forbid the leaf's names: {error}"
+    certs = [(c, name_of(c, "subject"), name_of(c, "issuer")) for c in parsed if c is not None]
     top = certs[0]
-    seen = {id(top)}
-    while top.issuer != top.subject:
-        nxt = next((c for c in certs if c.subject == top.issuer and id(c) not in seen), None)
+    walked = [top]
+    loop = False
+    while top[2] is not None and top[2] != top[1]:
+        issuers = [c for c in certs if c[1] is not None and c[1] == top[2]]
+        nxt = next((c for c in issuers if all(c[0] is not w[0] for w in walked)), None)
         if nxt is None:
+            loop = bool(issuers) and not any(
+                a.subject == top[2] for a in store.anchors if name_of(a, "subject") is not None
+            )
             break
-        seen.add(id(nxt))
+        walked.append(nxt)
         top = nxt
-    subject, issuer = top.subject.rfc4514_string(), top.issuer.rfc4514_string()
-    if top.issuer == top.subject:
-        if any(a.subject == top.subject for a in store.anchors):
+    _cert, subject_name, issuer_name = top
+    if subject_name is None or issuer_name is None:
+        return f"the names of a served certificate cannot be read: {error}"
+    subject, issuer = _rfc4514(subject_name), _rfc4514(issuer_name)
+    anchor_subjects = [n for n in (name_of(a, "subject") for a in store.anchors) if n is not None]
+    if loop:
+        names = " → ".join(_rfc4514(w[1]) for w in walked if w[1] is not None)
+        return (
+            f"the served intermediates issue each other in a loop ({names} → {issuer}) "
+            f"and none is issued by an anchor of {store.name}"
+        )
+    if issuer_name == subject_name:
+        if issuer_name in anchor_subjects:
             return f"{subject} is a trust anchor, but the path to it breaks a rule: {error}"
         return f"the chain ends at {subject}, which is not a trust anchor of {store.name}"
-    if not any(a.subject == top.issuer for a in store.anchors):
+    if issuer_name not in anchor_subjects:
+        broken = [s for s in served[1:] if s.facts is None]
+        if broken:
+            which = ", ".join(str(s.position) for s in broken)
+            return (
+                f"{subject} is issued by {issuer}, which is not trusted; served certificate "
+                f"{which} does not parse ({broken[0].error}), and may be that issuer"
+            )
         return f"{subject} is issued by {issuer}, which is neither sent nor trusted"
     return f"{error}"
+
+
+def _rfc4514(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except _READ_ERRORS:
+        return UNREADABLE_NAME

@@ -13,6 +13,7 @@ import pytest
 
 SLOW_MODULES = frozenset(
     {
+        "test_chain_differential.py",
         "test_chain_props.py",
         "test_client_scan_e2e.py",
         "test_conformance_scan.py",
@@ -24,6 +25,8 @@ SLOW_MODULES = frozenset(
         "test_importers_props.py",
         "test_inventory_props.py",
         "test_okhttp_oracle.py",
+        "test_paths_mesh_e2e.py",
+        "test_paths_props.py",
         "test_prometheus_alerts_e2e.py",
         "test_prometheus_export.py",
         "test_resources.py",

@@ -87,12 +87,19 @@ def test_any_served_chain_gets_a_verdict(served: list[bytes], now: datetime, lea
     assert [s.position for s in report.served] == list(range(len(served)))
     unparsable = {s.position for s in report.served if s.facts is None}
     assert all(s.error for s in report.served if s.facts is None)
+    # A certificate whose fields cannot all be read is reported unparsable, yet the
+    # verifier may build its path through it: then the path keeps it, as built.
+    on_path = {step.served_position for step in report.path} - {None}
     flagged = {f.certificate for f in result.findings if f.check is Check.CERT_UNPARSABLE}
-    assert flagged == unparsable
+    assert flagged == unparsable - on_path
+    unreadable = {f.certificate for f in result.findings if f.check is Check.CERT_FIELD_UNREADABLE}
+    assert unparsable & on_path <= unreadable
     if not served or 0 in unparsable:
         assert report.status is PathStatus.UNPARSABLE and report.path == ()
     for step in report.path:
-        assert step.served_position is None or step.served_position not in unparsable
+        if step.served_position in unparsable:
+            assert report.served[step.served_position].error.startswith("unreadable: ")
+            assert step.facts.unreadable
     json.dumps(jsonreport.endpoint_entry(result, now))
 
 

@@ -288,7 +288,9 @@ def test_pin_match_and_backup_pins(fx: Fixture) -> None:
             observed("192.0.2.5", fx.leaf("disabled.test"), *chain),
         ),
         judge(
-            endpoint("lapsed", Pinset("old", (rotated_away.pin,), expires=NOW.date())),
+            endpoint(
+                "lapsed", Pinset("old", (rotated_away.pin,), expires=NOW.date() - timedelta(1))
+            ),
             fx.store,
             observed("192.0.2.6", fx.leaf("lapsed.test"), *chain),
         ),
@@ -311,7 +313,7 @@ def test_pin_match_and_backup_pins(fx: Fixture) -> None:
         "drift": 1,
         "root": 1,
         "disabled": 0,  # an empty pin-set: pinning is disabled
-        "lapsed": 0,  # expires today, 00:00 UTC: no longer enforced
+        "lapsed": 0,  # expired yesterday, 00:00 UTC: no longer enforced
     }
     # pin_match 0 is exactly "a pin_mismatch finding" when a path exists
     mismatched = {

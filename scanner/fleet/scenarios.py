@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from scanner.fleet import faults
-from scanner.fleet.pki import PKI, Issued
+from scanner.fleet.pki import PKI, Issued, make_key
 from scanner.fleet.server import Behaviour, Credential, Site, TlsConfig
 from scanner.model import Pin
 
@@ -58,6 +58,7 @@ class Scenario:
     listening: bool = True  # False: nothing listens at the address (refused)
     detail: str | None = None  # text the probe failure's detail contains (fault scenarios)
     resolvable: bool = True  # False: the host is a name under .invalid (never resolves)
+    client: str | None = None  # a client pin-set of this kind (e.g. "okhttp") pins the endpoint
 
 
 def _k(*items: Key) -> frozenset[Key]:
@@ -226,7 +227,26 @@ FAULT_SCENARIOS: tuple[Scenario, ...] = (
         detail="timed out during connect",
     ),
 )
-BY_NAME = {s.name: s for s in (*SCENARIOS, *FAULT_SCENARIOS)}
+# Hostile chains that attack the analysis itself rather than the connection.
+# Served by their own tests (tests/test_paths_mesh_e2e.py), not in the mixed
+# fault fleet. `crossmesh`: the leaf and its intermediate, then certificates
+# named like the intermediate that carry its public key or one of a handful of
+# attacker keys, each signed by an attacker key (no trusted key needed): the
+# paths a client could build explode, and listing them for the endpoint's
+# client pin-set once never ended. An OkHttp pin-set pins the endpoint so
+# that every client path is listed.
+CROSS_MESH_KEYS = 6
+CROSS_MESH_CERTS = 36
+PATH_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "crossmesh",
+        f"{CROSS_MESH_CERTS} certificates named like the intermediate, cross-signed with "
+        f"{CROSS_MESH_KEYS} keys",
+        _k(*(("chain_extra_certs", W, n) for n in range(2, CROSS_MESH_CERTS + 2))),
+        client="okhttp",
+    ),
+)
+BY_NAME = {s.name: s for s in (*SCENARIOS, *FAULT_SCENARIOS, *PATH_SCENARIOS)}
 
 
 @dataclass(frozen=True)
@@ -291,11 +311,24 @@ class Fleet:
             if ep.expires is not None:
                 # Inline pins have no expiry of their own: give this endpoint a pin-set.
                 lines[-2] = f"    pinset: {ep.name}"
+            if ep.scenario.client is not None:
+                lines[-2] = f"    pinset: {ep.name}-app"
             if ep.scenario.reason == "timeout":
                 lines.append(f"    timeout: {self.timeout}s")
         pinsets = [ep for ep in self.endpoints if ep.expires is not None]
-        if pinsets:
+        clients = [ep for ep in self.endpoints if ep.scenario.client is not None]
+        if pinsets or clients:
             lines.append("pinsets:")
+        for ep in clients:
+            lines += [
+                f"  {ep.name}-app:",
+                f"    client: {ep.scenario.client}",
+                "    rules:",
+                f"      - host: {json.dumps(ep.sni)}",
+                "        pins:",
+                *(f"          - {json.dumps(str(p))}" for p in ep.pins),
+            ]
+        if pinsets:
             for ep in pinsets:
                 pins = ", ".join(json.dumps(str(p)) for p in ep.pins)
                 expires = ep.expires.isoformat() if ep.expires else ""
@@ -446,6 +479,21 @@ class _Factory:
     def _notbefore9999(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
         leaf = self.leaf(host, not_before=_Y9999, not_after=_Y9999)
         return [leaf, self.inter_a], self.standard_pins, None
+
+    def _crossmesh(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        attacker = [make_key() for _ in range(CROSS_MESH_KEYS)]
+        carried = [self.inter_a.key, *attacker]
+        mesh = [
+            self.pki.issue(
+                "",
+                subject=self.inter_a.cert.subject,
+                key=carried[n % len(carried)],
+                issuer=Issued(self.inter_a.cert, attacker[(n // len(carried)) % len(attacker)]),
+                ca=True,
+            )
+            for n in range(CROSS_MESH_CERTS)
+        ]
+        return [self.leaf(host), self.inter_a, *mesh], self.standard_pins, None
 
     def _critext(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
         oid = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")

@@ -72,6 +72,9 @@ class Check(str, enum.Enum):
     PINS_NOT_APPLIED = "pins_not_applied"
     PINS_BYPASSED = "pins_bypassed"
     DEAD_PIN = "dead_pin"
+    NAME_CONSTRAINTS_VIOLATED = "name_constraints_violated"
+    CERT_FIELD_UNREADABLE = "cert_field_unreadable"
+    PATH_BUDGET_EXCEEDED = "path_budget_exceeded"
 
 
 class HashAlg(str, enum.Enum):

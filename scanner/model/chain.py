@@ -35,6 +35,8 @@ class CertFacts:
     san_ip: tuple[str, ...]
     sct_count: int
     self_issued: bool  # subject == issuer
+    # Fields that could not be read, "field: reason" (they hold neutral values).
+    unreadable: tuple[str, ...] = ()
 
     @functools.cached_property
     def pins(self) -> frozenset[Pin]:

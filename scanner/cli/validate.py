@@ -9,6 +9,7 @@ from typing import TextIO
 from scanner.cli.args import Parser, Streams, Subparsers
 from scanner.inventory import load_inventory
 from scanner.model import ClientPolicy
+from scanner.safetext import printable
 from scanner.status import ExitStatus
 
 __all__ = ["add_parser", "client_warnings", "run"]
@@ -51,14 +52,17 @@ def client_warnings(policies: Iterable[ClientPolicy], who: str, stderr: TextIO) 
     for policy in policies:
         for problem in policy.problems:
             stderr.write(
-                f"{who}: warning: {problem}: pinset {policy.name!r}: {policy.client.value} "
-                "rejects this configuration (CONFIG_ERROR)\n"
+                f"{who}: warning: {printable(str(problem))}: pinset {policy.name!r}: "
+                f"{policy.client.value} rejects this configuration (CONFIG_ERROR)\n"
             )
         for rule in policy.rules:
             for problem in rule.problems:
                 stderr.write(
-                    f"{who}: warning: {problem}: pinset {policy.name!r}: {policy.client.value} "
-                    f"ignores this rule for {rule.host} (CONFIG_ERROR)\n"
+                    f"{who}: warning: {printable(str(problem))}: pinset {policy.name!r}: "
+                    f"{policy.client.value} ignores this rule for {printable(rule.host)} "
+                    "(CONFIG_ERROR)\n"
                 )
         for note in policy.notes:
-            stderr.write(f"{who}: note: {note}\n")
+            stderr.write(f"{who}: note: {printable(str(note))}\n")
+        for missing in policy.unresolved:  # a limit of the importer, not of the app
+            stderr.write(f"{who}: unresolved: {printable(str(missing))}\n")

@@ -94,8 +94,9 @@ def okhttp_failure_message(
 
 
 def trustkit_android_failure_message(verdict: ClientVerdict, path: Path) -> str:
-    """TrustKit-Android's pin failure message."""
-    pins = " ".join(p.b64 for p in verdict.pins)
+    """TrustKit-Android's pin failure message: the configured pins as written
+    (a spelling it can never match among them)."""
+    pins = " ".join([*(p.b64 for p in verdict.pins), *verdict.dead_pins])
     chain = "\n".join(f"    {c.spki_sha256.b64} - {c.subject}" for c in path)
     return (
         f"Pin verification failed\n  Configured pins: {pins}\n  Peer certificate chain: \n{chain}"

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from scanner.audit import audit
+from scanner.audit import audit, path_budget_finding
 from scanner.chain import DEFAULT_CACHE, CertificateCache
 from scanner.clients.failures import failure_formats
 from scanner.clients.judge import (
@@ -40,7 +40,7 @@ from scanner.model import (
     Severity,
     Verdict,
 )
-from scanner.paths import candidate_paths
+from scanner.paths import search_paths
 from scanner.trust import TrustStore
 
 __all__ = ["assess_clients", "client_findings"]
@@ -100,12 +100,17 @@ def client_findings(
         for note in v.notes:
             findings.append(Finding(Check.PINS_NOT_APPLIED, W, f"{who}: {note}"))
         for dead in v.dead_pins:
+            why = (
+                "TrustKit-Android compares pin strings and this one is not written the way it "
+                "writes the key's pin (padded standard base64)"
+                if v.client is Client.TRUSTKIT
+                else "wrong digest length"
+            )
             findings.append(
                 Finding(
                     Check.DEAD_PIN,
                     W,
-                    f"{who}: {dead} is accepted by the client but can never match "
-                    "(wrong digest length)",
+                    f"{who}: {dead} is accepted by the client but can never match ({why})",
                 )
             )
         if v.verdict in (Verdict.PASS, *FAILS) and v.enforce_until is not None:
@@ -170,8 +175,11 @@ def assess_clients(
         return (), ()
     served = [s.der for s in report.served]
     extra: tuple[Path, ...] = ()
+    budget: Finding | None = None
     if report.valid:
-        extra = candidate_paths(served, store, now, cache=cache)
+        search = search_paths(served, store, now, cache=cache)
+        extra = search.paths
+        budget = path_budget_finding(search.exhausted, len(report.served))
     # OkHttp on a JVM pins against the chain its own cleaner builds from what was served
     jvm = {
         policy.name: jvm_chain(policy, served, store.anchors, cache=cache)
@@ -205,7 +213,7 @@ def assess_clients(
         for v in verdicts
     )
     findings = client_findings(endpoint, shown, report, now, known_keys=known_keys)
-    return shown, findings
+    return shown, (*findings, budget) if budget is not None else findings
 
 
 def _anchor_ders(report: ChainReport, store: TrustStore) -> dict[bytes, bytes]:

@@ -242,7 +242,10 @@ PATH_SCENARIOS: tuple[Scenario, ...] = (
         "crossmesh",
         f"{CROSS_MESH_CERTS} certificates named like the intermediate, cross-signed with "
         f"{CROSS_MESH_KEYS} keys",
-        _k(*(("chain_extra_certs", W, n) for n in range(2, CROSS_MESH_CERTS + 2))),
+        _k(
+            ("path_budget_exceeded", W, None),
+            *(("chain_extra_certs", W, n) for n in range(2, CROSS_MESH_CERTS + 2)),
+        ),
         client="okhttp",
     ),
 )

@@ -126,8 +126,9 @@ def inventory_text(policy: ClientPolicy, *, command: str) -> str:
         "pinsets:",
         *copy_lines(policy),
     ]
-    for note in policy.notes:
-        lines.insert(3, f"# note: {note}".replace("\n", " "))
+    comments = [f"# note: {note}" for note in policy.notes]
+    comments += [f"# unresolved: {missing}" for missing in policy.unresolved]
+    lines[3:3] = [" ".join(line.split()) for line in comments]
     hosts = endpoint_hosts(policy)
     if hosts:
         lines.append("endpoints:")

@@ -153,6 +153,13 @@ class _Run:
         return ctx
 
     async def attempt(self, endpoint: Endpoint) -> tuple[list[Observation | ProbeFailure], int]:
+        try:
+            context = self.context(endpoint)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            # The inventory checked the pair when it was loaded; a file changed
+            # since (the exporter runs for months) is this endpoint's problem.
+            detail = f"cannot use client_cert/client_key: {exc}"
+            return [ProbeFailure(ProbeErrorKind.OS_ERROR, detail)], 1
         tries = 0
         while True:
             tries += 1
@@ -160,7 +167,7 @@ class _Run:
                 endpoint.host,
                 endpoint.port,
                 endpoint.sni,
-                self.context(endpoint),
+                context,
                 timeout=endpoint.timeout,
                 all_addresses=endpoint.all_addresses,
             )

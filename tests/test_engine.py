@@ -167,3 +167,24 @@ def test_trust_store_problems_stop_the_scan_before_any_traffic(tmp_path: Path) -
     assert str(caught.value) == (
         "/nonexistent/bundle.pem: cannot read trust bundle: No such file or directory"
     )
+
+
+def test_a_client_certificate_that_cannot_be_loaded_is_that_endpoints_error(
+    tmp_path: Path,
+) -> None:
+    """The pair is checked when the inventory is loaded, but files change under a
+    long-running exporter: the TLS context failing is that endpoint's finding,
+    the others are scanned (before, the error escaped the nursery: exit 70)."""
+    gone = str(tmp_path / "removed.pem")
+    endpoints = [
+        Endpoint("mtls", "127.0.0.1", 9, None, None, timeout=1.0, client_cert=gone),
+        Endpoint("plain", "127.0.0.1", 9, None, None, timeout=1.0),
+    ]
+    now = datetime.now(timezone.utc)
+    outcome = trio.run(lambda: run_scan(endpoints, now=now))
+    mtls, plain = outcome.results
+    assert mtls.status is ResultStatus.ERROR
+    failure = mtls.failure
+    assert failure is not None and failure.kind.value == "os_error"
+    assert failure.detail.startswith("cannot use client_cert/client_key: [Errno 2] No such file")
+    assert plain.failure is not None and plain.failure.kind.value == "refused"

@@ -13,10 +13,12 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from scanner.cli import options
 from scanner.errors import ConfigError, InventoryError
 from scanner.exporters.contract import RESERVED_LABELS
+from scanner.fleet.pki import PKI, Issued
 from scanner.inventory import files as inventory_files
 from scanner.inventory import load_inventory, load_inventory_text, yamlnodes
 from scanner.inventory import reader as inventory_reader
@@ -1517,9 +1519,21 @@ def test_an_included_file_failing_to_read(tmp_path: Path, monkeypatch: pytest.Mo
 # --- probing options: every address, client certificates ---------------------------
 
 
+def _client_pair(directory: Path) -> tuple[Issued, Issued]:
+    """A client certificate with its key, and another one (for mismatches)."""
+    pki = PKI(datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+    root = pki.root("Client CA")
+    one, other = pki.leaf("client-1", root), pki.leaf("client-2", root)
+    (directory / "mtls").mkdir(exist_ok=True)
+    (directory / "mtls" / "client.pem").write_bytes(one.pem)
+    (directory / "mtls" / "client.key").write_bytes(one.key_pem())
+    (directory / "mtls" / "other.key").write_bytes(other.key_pem())
+    (directory / "mtls" / "both.pem").write_bytes(one.pem + one.key_pem())
+    return one, other
+
+
 def test_all_addresses_and_client_certificates(tmp_path: Path) -> None:
-    write(tmp_path / "mtls" / "client.pem", "-----BEGIN CERTIFICATE-----\n")
-    write(tmp_path / "mtls" / "client.key", "-----BEGIN PRIVATE KEY-----\n")
+    _client_pair(tmp_path)
     write(
         tmp_path / "inv.yaml",
         """\
@@ -1540,6 +1554,46 @@ def test_all_addresses_and_client_certificates(tmp_path: Path) -> None:
         str(tmp_path / "mtls" / "client.pem"),
         str(tmp_path / "mtls" / "client.key"),
     )
+
+
+def test_a_client_key_that_does_not_match_its_certificate_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    """Before, such a pair passed validate and the scan ended with exit 70 (an
+    ExceptionGroup from the TLS context); in the exporter a reload said OK and
+    the next scan killed the process."""
+    one, _ = _client_pair(tmp_path)
+    (tmp_path / "mtls" / "locked.key").write_bytes(
+        one.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    (tmp_path / "mtls" / "junk.key").write_text("not a key\n")
+    found = problems(
+        """\
+        version: 1
+        defaults: {client_cert: mtls/client.pem}
+        endpoints:
+          - {host: ok.example.com, client_key: mtls/client.key}
+          - {host: both.example.com, client_cert: mtls/both.pem}
+          - {host: other.example.com, client_key: mtls/other.key}
+          - {host: locked.example.com, client_key: mtls/locked.key}
+          - {host: junk.example.com, client_key: mtls/junk.key}
+          - {host: nokey.example.com}
+        """,
+        base_dir=tmp_path,
+    )
+    assert found == [
+        "inv.yaml:6:5: endpoints[2].client_cert: client_key does not match client_cert: "
+        "their public keys differ",
+        "inv.yaml:7:5: endpoints[3].client_cert: the client key is encrypted: give an "
+        "unencrypted key (a scan cannot prompt for a passphrase)",
+        "inv.yaml:8:5: endpoints[4].client_cert: client_key holds no PEM private key",
+        "inv.yaml:9:5: endpoints[5].client_cert: client_cert (no client_key given) holds no "
+        "PEM private key",
+    ]
 
 
 def test_bad_probing_options_are_reported(tmp_path: Path) -> None:

@@ -32,8 +32,11 @@ from scanner.clients.selection import applies
 from scanner.errors import InventoryError, InventoryProblem, PinError
 from scanner.inventory.client_pinsets import is_client_pinset_node, read_client_pinset
 from scanner.inventory.files import (
+    MAX_INCLUDED_FILES,
+    PSEUDO_FILESYSTEMS,
     FileRef,
     Unreadable,
+    client_pair_problem,
     decode,
     expand_include,
     locate,
@@ -222,6 +225,8 @@ class _Run:
         self.broken_pinsets: set[str] = set()  # declared, but not a mapping
         self.policies: dict[str, ClientPolicy] = {}  # client pin-sets (client_pinsets)
         self.drafts: list[_Draft] = []
+        # client certificate and key pairs checked so far: (cert, key) → problem
+        self.client_pairs: dict[tuple[str, str | None], str | None] = {}
         self.root_settings = _Effective()
 
     def add(self, location: Location, path: str, message: str) -> None:
@@ -605,6 +610,15 @@ class _Source(NodeReader):
         sni, sni_ok = self.sni(fields.get("sni"), join(path, "sni"), host)
         layer = self.layer(fields, path)
         settings = self.apply(layer, base)
+        if settings.client_key is not None and settings.client_cert is None:
+            self.report(node, path, "client_key needs client_cert (set here or in defaults)")
+        elif settings.client_cert is not None:
+            pair = (settings.client_cert, settings.client_key)
+            if pair not in self.run.client_pairs:
+                self.run.client_pairs[pair] = client_pair_problem(*pair)
+            problem = self.run.client_pairs[pair]
+            if problem is not None:
+                self.report(node, join(path, "client_cert"), problem)
         pinset_ref = None
         if "pinset" in fields:
             ref = self.string(fields["pinset"], join(path, "pinset"))
@@ -697,6 +711,18 @@ class _Source(NodeReader):
         if not pattern.strip() or "\x00" in pattern:
             self.report(node, path, f"invalid include pattern {pattern!r}")
             return None
+        fixed = []  # the pattern's leading directories, before its first wildcard
+        for part in pattern.split("/")[:-1]:
+            if "*" in part or "?" in part or "[" in part:
+                break
+            fixed.append(part)
+        start = os.path.realpath(os.path.join(self.directory, "/".join(fixed) or "."))
+        pseudo = next(
+            (p for p in PSEUDO_FILESYSTEMS if start == p or start.startswith(p + "/")), None
+        )
+        if pseudo is not None:
+            self.report(node, path, f"refused: include pattern {pattern!r} reaches into {pseudo}")
+            return None
         try:
             return expand_include(pattern, self.directory)
         except (OSError, ValueError) as exc:
@@ -713,6 +739,12 @@ class _Source(NodeReader):
             return
         if real in self.run.read_paths:
             return  # included before, through another file or pattern: read once
+        if any(real == top or real.startswith(top + "/") for top in PSEUDO_FILESYSTEMS):
+            self.report(node, path, f"refused: {display!r} is on a pseudo filesystem ({real})")
+            return
+        if len(self.run.read_paths) >= MAX_INCLUDED_FILES:
+            self.report(node, path, f"refused: more than {MAX_INCLUDED_FILES} files included")
+            return
         try:
             data = read_file(real)
         except Unreadable as exc:

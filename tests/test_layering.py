@@ -56,6 +56,7 @@ SHELL: dict[str, frozenset[str]] = {
     "scanner.probe": frozenset({"trio", "ssl", "socket"}),
     "scanner.engine": frozenset({"trio", "ssl", "signal", "threading", "resource"}),
     "scanner.plan": frozenset(),
+    "scanner.api": frozenset({"trio", "threading", "asyncio"}),
     "scanner.serve": frozenset({"trio", "signal"}),
     "scanner.logs": frozenset(),
     "scanner.exporters.prometheus": frozenset({"prometheus_client", "urllib", "time"}),
@@ -84,7 +85,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scanner.inventory", "scanner.preflight", "scanner.results"),
     ("scanner.probe", "scanner.state", "scanner.exporters", "scanner.fleet", "scanner.logs"),
     ("scanner.engine",),
-    ("scanner.plan", "scanner.serve"),
+    ("scanner.plan", "scanner.serve", "scanner.api"),
     ("scanner.cli", "scanner.__main__"),
 )
 

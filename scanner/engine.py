@@ -16,7 +16,6 @@ import os
 import random
 import resource
 import signal
-import ssl
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +26,7 @@ import trio
 
 from scanner.errors import ConfigError
 from scanner.model import Endpoint, Observation, ProbeErrorKind, ProbeFailure
-from scanner.probe import make_client_context, probe
+from scanner.probe import ClientContext, make_client_context, probe
 from scanner.results import (
     EndpointResult,
     ScanKnowledge,
@@ -140,11 +139,11 @@ class _Run:
         self.results: list[EndpointResult | None] = [None] * len(endpoints)
         self.probed: dict[int, tuple[list[Observation | ProbeFailure], int]] = {}
         self.queue: Iterator[int] = iter(range(len(endpoints)))
-        self.contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+        self.contexts: dict[tuple[str | None, str | None], ClientContext] = {}
         self.interrupted = False
         self.internal_errors: list[tuple[str, str]] = []
 
-    def context(self, endpoint: Endpoint) -> ssl.SSLContext:
+    def context(self, endpoint: Endpoint) -> ClientContext:
         key = (endpoint.client_cert, endpoint.client_key)
         ctx = self.contexts.get(key)
         if ctx is None:

@@ -395,14 +395,23 @@ def _xmpp_element(
             raise Unexpected(f"xmpp: not XML: {exc}") from None
 
 
+def _stream_error(element: ET.Element) -> str:
+    """RFC 6120 §4.9: a defined condition element, maybe a <text/> beside it."""
+    conditions = [_local(child.tag) for child in element if _local(child.tag) != "text"]
+    texts = [child.text or "" for child in element if _local(child.tag) == "text"]
+    words = conditions[0] if conditions else "undefined-condition"
+    if texts and texts[0]:
+        words += f": {texts[0]}"
+    return f"xmpp: stream error: {quote(words)}"
+
+
 def xmpp(domain: str) -> Dialogue:
     yield Send(xmpp_stream_header(domain))
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     depth = [0]
     element = yield from _xmpp_element(parser, depth)
     if element.tag == f"{{{_STREAMS}}}error":
-        condition = " ".join(_local(child.tag) for child in element) or "unknown"
-        raise Refused(f"xmpp: stream error: {quote(condition)}")
+        raise Refused(_stream_error(element))
     if element.tag != f"{{{_STREAMS}}}features":
         raise Unexpected(f"xmpp: expected stream features, got {quote(_local(element.tag))}")
     if element.find(f"{{{_TLS}}}starttls") is None:
@@ -415,6 +424,5 @@ def xmpp(domain: str) -> Dialogue:
     if element.tag == f"{{{_TLS}}}failure":
         raise Refused("xmpp: STARTTLS was answered <failure/>")
     if element.tag == f"{{{_STREAMS}}}error":
-        condition = " ".join(_local(child.tag) for child in element) or "unknown"
-        raise Refused(f"xmpp: stream error: {quote(condition)}")
+        raise Refused(_stream_error(element))
     raise Unexpected(f"xmpp: expected <proceed/>, got {quote(_local(element.tag))}")

@@ -125,9 +125,12 @@ def test_tinyproxy_then_starttls_smtp(chain: StandardChain, directory: Path) -> 
     tls = write_tls(tls_dir, chain.leaf, chain.intermediate)
     (directory / "postfix").mkdir()
     (directory / "tinyproxy").mkdir()
-    with postfix(directory / "postfix", "127.90.8.4", tls) as smtp_port, tinyproxy(
-        directory / "tinyproxy", "127.90.8.5", connect_ports=(smtp_port,), auth=None
-    ) as port:
+    with (
+        postfix(directory / "postfix", "127.90.8.4", tls) as smtp_port,
+        tinyproxy(
+            directory / "tinyproxy", "127.90.8.5", connect_ports=(smtp_port,), auth=None
+        ) as port,
+    ):
         ctx = make_client_context()
         results = trio.run(
             lambda: probe(

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import pwd
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from peers import free_port, require_program, running, wait_for_port
@@ -443,5 +446,101 @@ def dante(directory: Path, host: str, *, blocked_port: int) -> Iterator[int]:
         "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n"
     )
     command = [binary, "-f", str(config), "-p", str(directory / "sockd.pid")]
+    with running(command, host=host, port=port):
+        yield port
+
+
+# --------------------------------------------------------------------------- OCSP
+
+
+def ocsp_index_line(cert: Issued, status: str, *, revoked: datetime | None = None) -> str:
+    """One line of `openssl ca`'s index.txt, which `openssl ocsp -index` answers from:
+    V (valid) or R (revoked, with the time and a reason)."""
+    expires = cert.cert.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+    revocation = ""
+    if status == "R" and revoked is not None:
+        revocation = revoked.strftime("%y%m%d%H%M%SZ") + ",keyCompromise"
+    subject = "/CN=" + cert.cert.subject.rfc4514_string()
+    return f"{status}\t{expires}\t{revocation}\t{cert.cert.serial_number:X}\tunknown\t{subject}\n"
+
+
+@contextmanager
+def ocsp_responder(
+    directory: Path,
+    *,
+    issuer: Issued,
+    signer: Issued,
+    index: str,
+    minutes: int = 10,
+) -> Iterator[int]:
+    """`openssl ocsp` as a real responder for `issuer`'s certificates, signing
+    with `signer` (the issuer itself or a delegate), nextUpdate `minutes` on."""
+    openssl = require_program("openssl")
+    port = free_port("127.0.0.1")  # openssl ocsp binds every address: a kernel port
+    files = {name: directory / f"ocsp-{port}-{name}.pem" for name in ("ca", "signer", "key")}
+    files["ca"].write_bytes(issuer.pem)
+    files["signer"].write_bytes(signer.pem)
+    files["key"].write_bytes(signer.key_pem())
+    index_file = directory / f"ocsp-{port}-index.txt"
+    index_file.write_text(index)
+    command = [
+        openssl, "ocsp", "-index", str(index_file), "-port", str(port),
+        "-CA", str(files["ca"]), "-rsigner", str(files["signer"]), "-rkey", str(files["key"]),
+        "-nmin", str(minutes),
+    ]  # fmt: skip
+    # Not `running`: its connect-and-close readiness probe would be served as
+    # a request by this single-threaded responder, which then waits on it.
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for_line(process, b"waiting for OCSP client connections", timeout=10)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], marker: bytes, *, timeout: float) -> None:
+    assert process.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} did not say {marker!r}: {seen[-2000:]!r}")
+        ready, _, _ = select.select([process.stdout], [], [], left)
+        if ready:
+            seen += os.read(process.stdout.fileno(), 4096)
+
+
+@contextmanager
+def s_server_stapling(
+    directory: Path, host: str, leaf: Issued, issuer: Issued, *, responder: int | None
+) -> Iterator[int]:
+    """`openssl s_server` stapling what the responder on port `responder`
+    answers, fetched live for each handshake (-status_url); no stapling when
+    `responder` is None."""
+    openssl = require_program("openssl")
+    port = free_port(host)
+    leaf_file, issuer_file, key_file = (
+        directory / f"s-{port}-{n}.pem" for n in ("leaf", "issuer", "key")
+    )
+    leaf_file.write_bytes(leaf.pem)
+    issuer_file.write_bytes(issuer.pem)
+    key_file.write_bytes(leaf.key_pem())
+    command = [
+        openssl, "s_server", "-quiet", "-www", "-accept", f"{host}:{port}",
+        "-cert", str(leaf_file), "-key", str(key_file), "-cert_chain", str(issuer_file),
+        "-CAfile", str(issuer_file),
+    ]  # fmt: skip
+    if responder is not None:
+        command += ["-status", "-status_url", f"http://127.0.0.1:{responder}/"]
     with running(command, host=host, port=port):
         yield port

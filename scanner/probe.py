@@ -35,6 +35,8 @@ from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 
+from scanner.caa import MAX_RECORDS as MAX_CAA_RECORDS
+from scanner.caa import CaaLookup, CaaRecord, climb
 from scanner.ct import tls_extension_scts
 from scanner.dialogue import (
     MAX_DIALOGUE_BYTES,
@@ -66,7 +68,9 @@ __all__ = [
     "Proxy",
     "Starttls",
     "classify",
+    "lookup_caa",
     "make_client_context",
+    "parse_nameserver",
     "parse_proxy",
     "probe",
     "probe_address",
@@ -766,3 +770,81 @@ async def _probe_each(
         for index, address in enumerate(addresses):
             nursery.start_soon(one, index, address)
     return [result for result in results if result is not None]
+
+
+# --------------------------------------------------------------------------- CAA
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``ADDRESS``, ``ADDRESS:PORT`` or ``[IPv6]:PORT`` → (address, port);
+    ValueError when the address is not an IP address or the port not 1-65535."""
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest:
+            port = _port(rest.removeprefix(":"))
+    elif host.count(":") == 1:
+        host, _, rest = host.partition(":")
+        port = _port(rest)
+    if not _is_ip_literal(host):
+        raise ValueError(f"a DNS server is an IP address (with :PORT if not 53), not {text!r}")
+    return host, port
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"port {text!r} is not a number in 1-65535")
+    return int(text)
+
+
+async def lookup_caa(
+    name: str, *, nameserver: tuple[str, int] | None = None, timeout: float = 5.0
+) -> CaaLookup:
+    """The relevant CAA record set of `name` (RFC 8659 §3): query the name,
+    then each parent up to the TLD, until a non-empty set answers. An
+    NXDOMAIN or an empty answer climbs; any other DNS failure (SERVFAIL,
+    REFUSED, timeout) is the lookup's error: "no CAA" is never assumed.
+    `nameserver` is (address, port); None reads the system's resolv.conf."""
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
+    resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        resolver.nameservers = [nameserver[0]]
+        resolver.port = nameserver[1]
+    resolver.lifetime = timeout
+    candidate = name
+    try:
+        with trio.fail_after(timeout):
+            for level in climb(name)[:16]:  # bounded: 16 labels is plenty
+                candidate = level
+                # An alias answers with its target's set; a resolver that
+                # returns the CNAME alone (a stub, or local data) is chased here.
+                for _ in range(8):
+                    try:
+                        answer = await resolver.resolve(candidate, "CAA", raise_on_no_answer=False)
+                    except dns.resolver.NXDOMAIN:
+                        break
+                    if answer.rrset:
+                        records = tuple(
+                            CaaRecord(
+                                int(r.flags),
+                                bytes(r.tag).decode("ascii", "replace").lower(),
+                                bytes(r.value).decode("utf-8", "replace"),
+                            )
+                            for r in list(answer.rrset)[:MAX_CAA_RECORDS]
+                        )
+                        owner = level if candidate == level else f"{level} -> {candidate}"
+                        return CaaLookup(name, owner, records)
+                    # dnspython follows the CNAMEs the response holds: where
+                    # they end without a CAA set, ask the end of the chain.
+                    target = str(answer.canonical_name).rstrip(".").lower()
+                    if target == candidate.lower():
+                        break
+                    candidate = target
+    except trio.TooSlowError:
+        return CaaLookup(name, None, error=f"{candidate}: timed out after {timeout:g}s")
+    except dns.exception.DNSException as exc:
+        return CaaLookup(name, None, error=f"{candidate}: {str(exc)[:200]}")
+    return CaaLookup(name, None)

@@ -544,3 +544,35 @@ def s_server_stapling(
         command += ["-status", "-status_url", f"http://127.0.0.1:{responder}/"]
     with running(command, host=host, port=port):
         yield port
+
+
+# --------------------------------------------------------------------------- DNS
+
+
+@contextmanager
+def unbound(directory: Path, host: str, statements: list[str]) -> Iterator[int]:
+    """Unbound in the foreground (-d) answering only from its local zones
+    (`statements`: local-zone / local-data lines); yields its UDP/TCP port."""
+    binary = require_program("unbound")
+    port = free_port(host)
+    lines = [
+        "server:",
+        f"  interface: {host}",
+        f"  port: {port}",
+        "  do-daemonize: no",
+        '  chroot: ""',
+        '  username: ""',
+        f'  directory: "{directory}"',
+        f'  pidfile: "{directory / "unbound.pid"}"',
+        "  use-syslog: no",
+        '  logfile: ""',
+        "  do-ip6: no",
+        "  access-control: 127.0.0.0/8 allow",
+        *(f"  {s}" for s in statements),
+        "remote-control:",
+        "  control-enable: no",
+    ]
+    config = directory / "unbound.conf"
+    config.write_text("\n".join(lines) + "\n")
+    with running([binary, "-d", "-c", str(config)], host=host, port=port):
+        yield port

@@ -163,6 +163,33 @@ def test_ipv6_listener(certs: Certs) -> None:
     assert result.served == (certs.a.leaf.der, certs.a.intermediate.der)
 
 
+# --------------------------------------------------------------------------- client certificates
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_client_certificate_is_presented(
+    certs: Certs, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    """An mTLS endpoint (the server demands a certificate its CA issued): with
+    the client's chain and key the handshake completes and the server's chain
+    is read; without them TLS 1.2 fails with the server's alert."""
+    client = PKI(NOW).leaf("client.test", certs.a.intermediate, eku_server=False)
+    (tmp_path / "client.pem").write_bytes(client.pem + certs.a.intermediate.pem)
+    (tmp_path / "client.key").write_bytes(client.key_pem())
+    site = tls_site(
+        "127.0.0.1", certs.b.leaf, certs.b.intermediate,
+        client_ca=certs.a.root.pem, max_version=version,
+    )  # fmt: skip
+    with_cert = make_client_context(
+        client_cert=str(tmp_path / "client.pem"), client_key=str(tmp_path / "client.key")
+    )
+    result = observed(probe_one(site, "b.test", with_cert))
+    assert result.served == (certs.b.leaf.der, certs.b.intermediate.der)
+    if version is ssl.TLSVersion.TLSv1_2:
+        failure = failed(probe_one(site, "b.test"))
+        assert (failure.kind, failure.alert) == (ProbeErrorKind.TLS_ALERT, "handshake_failure")
+
+
 # --------------------------------------------------------------------------- SNI
 
 

@@ -20,7 +20,24 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
+
+from scanner import data
+
+__all__ = [
+    "KNOWN_TAGS",
+    "MAX_RECORDS",
+    "CaIdentifiers",
+    "CaaLookup",
+    "CaaOutcome",
+    "CaaRecord",
+    "CaaVerdict",
+    "IdentifierTable",
+    "bundled_identifiers",
+    "caa_name",
+    "climb",
+    "judge_caa",
+    "load_identifiers",
+]
 
 MAX_RECORDS = 64  # a larger set is cut: a hostile zone cannot make the judge loop long
 KNOWN_TAGS = frozenset({"issue", "issuewild", "iodef", "issuemail", "issuevmc", "contactemail",
@@ -183,5 +200,4 @@ def load_identifiers(text: str) -> IdentifierTable:
 
 
 def bundled_identifiers() -> IdentifierTable:
-    data = resources.files("scanner.data").joinpath("caa_identifiers.json").read_text("utf-8")
-    return load_identifiers(data)
+    return load_identifiers(data.text("caa_identifiers.json"))

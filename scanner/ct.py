@@ -18,9 +18,30 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 
 from cryptography import x509
+
+from scanner import data
+
+__all__ = [
+    "MAX_SCTS",
+    "CtLog",
+    "CtPolicy",
+    "CtVerdict",
+    "LogList",
+    "LogState",
+    "Sct",
+    "SctSource",
+    "all_scts",
+    "bundled_log_list",
+    "embedded_scts",
+    "judge_ct",
+    "lifetime_days",
+    "load_log_list",
+    "parse_sct_list",
+    "sct_list_of_extension",
+    "tls_extension_scts",
+]
 
 MAX_SCTS = 64  # a list longer than this is cut (real certificates carry 2-5)
 _EXT_SCT = 18
@@ -161,8 +182,8 @@ def sct_list_of_extension(value: bytes) -> bytes:
 def all_scts(lists: Sequence[tuple[bytes, SctSource]]) -> tuple[Sct, ...]:
     """Every SCT of several lists, in order, duplicates kept (policies count logs)."""
     out: list[Sct] = []
-    for data, source in lists:
-        out.extend(parse_sct_list(data, source))
+    for scts, source in lists:
+        out.extend(parse_sct_list(scts, source))
     return tuple(out)
 
 
@@ -263,8 +284,7 @@ def load_log_list(text: str) -> LogList:
 
 def bundled_log_list() -> LogList:
     """The snapshot shipped in scanner/data (its date: `LogList.date`)."""
-    data = resources.files("scanner.data").joinpath("ct_log_list.json").read_text("utf-8")
-    return load_log_list(data)
+    return load_log_list(data.text("ct_log_list.json"))
 
 
 # --------------------------------------------------------------------------- policies

@@ -19,6 +19,27 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 
+__all__ = [
+    "MAX_DIALOGUE_BYTES",
+    "MAX_LINE",
+    "MAX_REPLY_LINES",
+    "QUOTE_CHARS",
+    "Dialogue",
+    "DialogueError",
+    "Ended",
+    "Exact",
+    "Line",
+    "Refused",
+    "Send",
+    "Some",
+    "TooLong",
+    "Unexpected",
+    "Want",
+    "quote",
+    "run_on_bytes",
+    "take",
+]
+
 # The longest line a dialogue accepts (SMTP allows 512 octets, IMAP capability
 # lines and XMPP features run longer in practice; 8 KiB is generous).
 MAX_LINE = 8192

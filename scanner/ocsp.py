@@ -25,6 +25,16 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
+__all__ = [
+    "CLOCK_SKEW",
+    "MAX_RESPONSE_BYTES",
+    "OcspStatus",
+    "StapleReport",
+    "judge_staple",
+    "must_staple",
+    "staple_scts",
+]
+
 # A responder's clock may run ahead of ours by this much before thisUpdate
 # counts as "in the future" (Mozilla's and Go's verifiers allow minutes).
 CLOCK_SKEW = timedelta(minutes=5)

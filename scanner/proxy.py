@@ -41,6 +41,18 @@ from scanner.dialogue import (
     quote,
 )
 
+__all__ = [
+    "DEFAULT_PROXY_PORT",
+    "SOCKS5_REPLIES",
+    "Proxy",
+    "ProxyScheme",
+    "connect_dialogue",
+    "http_connect",
+    "parse_proxy",
+    "proxy_for",
+    "socks5_connect",
+]
+
 DEFAULT_PROXY_PORT = 1080  # curl's default for a proxy URL without a port
 
 

@@ -42,6 +42,25 @@ from scanner.dialogue import (
     quote,
 )
 
+__all__ = [
+    "DEFAULT_PORTS",
+    "LDAP_RESULT_CODES",
+    "POSTGRES_SSL_REQUEST",
+    "Starttls",
+    "dialogue",
+    "ftp",
+    "imap",
+    "ldap",
+    "ldap_starttls_request",
+    "mysql",
+    "mysql_ssl_request",
+    "pop3",
+    "postgres",
+    "smtp",
+    "xmpp",
+    "xmpp_stream_header",
+]
+
 
 class Starttls(str, enum.Enum):
     """A protocol that upgrades a plain connection to TLS. The value is the

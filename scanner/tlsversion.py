@@ -7,6 +7,13 @@ negotiated with a minimum, TLS 1.2 unless an endpoint says otherwise.
 
 from __future__ import annotations
 
+__all__ = [
+    "DEFAULT_MINIMUM",
+    "VERSIONS",
+    "below",
+    "rank",
+]
+
 VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 DEFAULT_MINIMUM = "TLSv1.2"
 

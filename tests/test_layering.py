@@ -97,7 +97,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "scanner.ocsp",
         "scanner.caa",
     ),
-    ("scanner.paths", "scanner.rotation", "scanner.audit"),
+    ("scanner.paths", "scanner.rotation", "scanner.audit", "scanner.protocol_audit"),
     ("scanner.clients",),
     ("scanner.inventory", "scanner.preflight", "scanner.results"),
     ("scanner.probe", "scanner.state", "scanner.exporters", "scanner.fleet", "scanner.logs"),

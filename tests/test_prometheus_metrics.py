@@ -143,6 +143,11 @@ def test_every_label_pinaudit_sets_is_reserved_by_the_inventory_loader() -> None
         "result",
         "version",
         "kind",
+        "cipher",
+        "alpn",
+        "ocsp_status",
+        "ct_policy",
+        "caa_outcome",
     }
 
 
@@ -223,6 +228,13 @@ def test_a_healthy_pinned_endpoint_exactly(fx: Fixture) -> None:
         ("pinaudit_endpoint_up", frozenset(ep), 1.0),
         ("pinaudit_last_success_timestamp_seconds", frozenset(ep), ts(FINISHED)),
         ("pinaudit_handshake_duration_seconds", frozenset(ep), 0.75),
+        (
+            "pinaudit_tls_info",
+            frozenset(
+                {*ep, ("version", "TLSv1.3"), ("cipher", "TLS_AES_128_GCM_SHA256"), ("alpn", "")}
+            ),
+            1.0,
+        ),  # fmt: skip
         ("pinaudit_pin_match", frozenset(ep), 1.0),
         ("pinaudit_pins_enforced", frozenset(ep), 1.0),
         (

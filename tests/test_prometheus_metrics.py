@@ -211,6 +211,9 @@ def test_label_sets_are_uniform_and_missing_inventory_labels_are_empty(fx: Fixtu
             assert len(values) == len(family.label_names)
 
 
+TLS = {("version", "TLSv1.3"), ("cipher", "TLS_AES_128_GCM_SHA256"), ("alpn", "")}
+
+
 def test_a_healthy_pinned_endpoint_exactly(fx: Fixture) -> None:
     leaf = fx.leaf("api.test")
     pins = Pinset("app", (fx.inter.pin, fx.backup_root.pin), expires=NOW.date() + timedelta(90))

@@ -522,7 +522,13 @@ def _wait_for_line(process: subprocess.Popen[bytes], marker: bytes, *, timeout: 
 
 @contextmanager
 def s_server_stapling(
-    directory: Path, host: str, leaf: Issued, issuer: Issued, *, responder: int | None
+    directory: Path,
+    host: str,
+    leaf: Issued,
+    issuer: Issued,
+    *,
+    responder: int | None,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[int]:
     """`openssl s_server` stapling what the responder on port `responder`
     answers, fetched live for each handshake (-status_url); no stapling when
@@ -542,6 +548,7 @@ def s_server_stapling(
     ]  # fmt: skip
     if responder is not None:
         command += ["-status", "-status_url", f"http://127.0.0.1:{responder}/"]
+    command += extra
     with running(command, host=host, port=port):
         yield port
 

@@ -206,7 +206,7 @@ def embedded_scts(leaf: x509.Certificate) -> tuple[Sct, ...]:
                 else bytes(value.public_bytes())
             )
             return parse_sct_list(sct_list_of_extension(raw), SctSource.EMBEDDED)
-    except ValueError:
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
         return ()
     return ()
 

@@ -69,7 +69,7 @@ def must_staple(leaf: x509.Certificate) -> bool:
     """RFC 7633: the TLS Feature extension lists status_request (5)."""
     try:
         features = leaf.extensions.get_extension_for_class(x509.TLSFeature).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
         return False
     return x509.TLSFeatureType.status_request in features
 

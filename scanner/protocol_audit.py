@@ -9,6 +9,7 @@ against the endpoint's ``tls_min_version``. The facts behind the findings
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,12 +61,17 @@ class ProtocolFacts:
     caa: CaaVerdict | None = None  # None: not asked, or nothing to look up
 
 
+# What reading a hostile certificate's fields raises besides ValueError.
+_X509_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
+                x509.InvalidVersion)  # fmt: skip
+
+
 def _leaf(observation: Observation) -> x509.Certificate | None:
     if not observation.served:
         return None
     try:
         return x509.load_der_x509_certificate(observation.served[0])
-    except ValueError:
+    except _X509_ERRORS:
         return None
 
 
@@ -82,7 +88,7 @@ def issuer_organization(leaf_der: bytes) -> str | None:
     try:
         leaf = x509.load_der_x509_certificate(leaf_der)
         values = leaf.issuer.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
-    except ValueError:
+    except _X509_ERRORS:
         return None
     return str(values[0].value) if values else None
 
@@ -93,7 +99,7 @@ def caa_query_name(endpoint: Endpoint, leaf_der: bytes) -> tuple[str, bool]:
         leaf = x509.load_der_x509_certificate(leaf_der)
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = sans.get_values_for_type(x509.DNSName)
-    except (ValueError, x509.ExtensionNotFound):
+    except (*_X509_ERRORS, x509.ExtensionNotFound):
         names = []
     return caa_name(endpoint.server_name, names)
 
@@ -209,6 +215,29 @@ def protocol_findings(
 ) -> tuple[tuple[Finding, ...], ProtocolFacts]:
     """The protocol findings of one address, and the facts behind them."""
     found = _tls_version(endpoint, observation)
+    if not (endpoint.ocsp or endpoint.ct or endpoint.caa):
+        return tuple(found), ProtocolFacts()
+    with warnings.catch_warnings():
+        # Odd but readable fields (a negative serial) make the library warn
+        # when read: a served certificate must not print to the scan's stderr.
+        warnings.simplefilter("ignore")
+        more, facts = _judged(
+            endpoint, observation, report, now, logs=logs, identifiers=identifiers, caa=caa
+        )
+    return (*found, *more), facts
+
+
+def _judged(  # the judgements an endpoint asked for
+    endpoint: Endpoint,
+    observation: Observation,
+    report: ChainReport,
+    now: datetime,
+    *,
+    logs: LogList,
+    identifiers: IdentifierTable,
+    caa: CaaLookup | None,
+) -> tuple[tuple[Finding, ...], ProtocolFacts]:
+    found: list[Finding] = []
     leaf = _leaf(observation)
     if leaf is None:
         return tuple(found), ProtocolFacts()

@@ -63,6 +63,16 @@ def report_of(directory: Path, inventory: str, *flags: str,
     return report, prom.read_text(), done.returncode
 
 
+def promtool_clean(text: str) -> None:
+    """The new families pass `promtool check metrics` without a word."""
+    promtool = require_program("promtool")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True,
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
+
+
 def checks(entry: dict[str, Any]) -> set[tuple[str, str]]:
     return {(f["check"], f["severity"]) for f in entry["findings"]}
 
@@ -106,6 +116,7 @@ def test_revoked_staple_and_old_tls_version(tmp_path: Path) -> None:
     assert 'pinaudit_ocsp_status{endpoint="legacy",ocsp_status="revoked"} 1.0' in prom
     assert 'pinaudit_ocsp_next_update_timestamp_seconds{endpoint="legacy"}' in prom
     assert 'pinaudit_tls_info{alpn="",cipher="ECDHE-ECDSA-AES256-SHA",endpoint="legacy",' in prom
+    promtool_clean(prom)
 
 
 def test_starttls_through_a_proxy_from_the_environment(tmp_path: Path) -> None:
@@ -252,6 +263,7 @@ def test_caa_through_the_scan_with_a_dns_server(tmp_path: Path) -> None:
     assert ("caa_missing", "info") in checks(entries["nocaa"])
     assert entries["nocaa"]["caa"]["outcome"] == "no_caa"
     assert 'pinaudit_caa_result{caa_outcome="not_authorized",endpoint="other"} 1.0' in prom
+    promtool_clean(prom)
 
 
 def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:

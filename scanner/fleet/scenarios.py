@@ -149,7 +149,11 @@ FAULT_SCENARIOS: tuple[Scenario, ...] = (
         Behaviour.ALERT,
         detail="ALERT_HANDSHAKE_FAILURE",
     ),
-    Scenario("tls10", "speaks TLS 1.0 only: the chain is still read", _k()),
+    Scenario(
+        "tls10",
+        "speaks TLS 1.0 only: the chain is still read, the version is below TLS 1.2",
+        _k(("old_tls_version", W, None)),
+    ),
     Scenario("mtls", "demands a client certificate (TLS 1.3: after the chain is read)", _k()),
     Scenario(
         "mtls12",

@@ -7,12 +7,33 @@ beside pinaudit to show what pinaudit's analysis costs on top.
 
 from __future__ import annotations
 
+import ssl
 import sys
+from typing import Any
 
 import trio
 import yaml
 
-from scanner.probe import make_client_context, served_chain
+
+def make_client_context() -> ssl.SSLContext:
+    """Stdlib ssl, nothing verified, old versions allowed: the least a client does."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
+
+
+def served_chain(ssl_object: ssl.SSLObject) -> tuple[bytes, ...]:
+    """The peer's chain, DER, as sent (public from Python 3.13, private before)."""
+    if sys.version_info >= (3, 13):
+        items: Any = ssl_object.get_unverified_chain()
+    else:
+        items = ssl_object._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
+    import _ssl
+
+    return tuple(i if isinstance(i, bytes) else i.public_bytes(_ssl.ENCODING_DER) for i in items)
 
 
 async def handshake(address: str, port: int, sni: str, ctx: object, counts: dict[str, int]) -> None:

@@ -180,6 +180,52 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
         "signature checks): the served certificates form a mesh of cross-signs; verdicts "
         "cover the paths found before it stopped.",
     ),
+    Check.OLD_TLS_VERSION: (
+        W,
+        "The handshake negotiated a TLS version below the endpoint's tls_min_version (TLS 1.2 "
+        "unless set; RFC 8996); its severity is the endpoint's tls_version_severity.",
+    ),
+    Check.OCSP_REVOKED: (
+        C,
+        "The stapled OCSP response says the leaf is revoked (ocsp: true).",
+    ),
+    Check.OCSP_UNKNOWN: (
+        W,
+        "The stapled OCSP response says the responder does not know the leaf.",
+    ),
+    Check.OCSP_INVALID: (
+        W,
+        "The server staples an OCSP response that is not a valid answer about its leaf (wrong "
+        "certificate, unauthorised responder, bad signature, error status).",
+    ),
+    Check.OCSP_STALE: (
+        W,
+        "The stapled OCSP response is past its nextUpdate: the server stopped refreshing it.",
+    ),
+    Check.MUST_STAPLE_MISSING: (
+        C,
+        "The leaf requires a staple (TLS Feature status_request, RFC 7633) and the server sends "
+        "none: Firefox refuses the connection.",
+    ),
+    Check.CT_INSUFFICIENT: (
+        C,
+        "A publicly trusted leaf lacks the SCTs a CT policy (ct: chrome / apple) requires: that "
+        "client refuses it.",
+    ),
+    Check.CAA_UNAUTHORIZED: (
+        W,
+        "The name's CAA records (caa: true) do not authorise the leaf's issuer: its next "
+        "certificate from that CA will be refused.",
+    ),
+    Check.CAA_MISSING: (
+        INFO,
+        "A pinned name has no CAA records: CAA (with CT) is the usual way to restrict which CA may"
+        " issue for it.",
+    ),
+    Check.CAA_LOOKUP_FAILED: (
+        W,
+        "The CAA lookup failed (SERVFAIL, REFUSED, timeout): CAs refuse to issue while it does.",
+    ),
 }
 
 _CHECK_ORDER = {check: n for n, check in enumerate(Check)}

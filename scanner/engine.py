@@ -16,7 +16,6 @@ import os
 import random
 import resource
 import signal
-import ssl
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +24,11 @@ from datetime import datetime
 
 import trio
 
+from scanner.caa import CaaLookup
 from scanner.errors import ConfigError
 from scanner.model import Endpoint, Observation, ProbeErrorKind, ProbeFailure
-from scanner.probe import make_client_context, probe
+from scanner.probe import ClientContext, lookup_caa, make_client_context, probe
+from scanner.protocol_audit import caa_query_name
 from scanner.results import (
     EndpointResult,
     ScanKnowledge,
@@ -76,6 +77,7 @@ class ScanOptions:
     deadline: float | None = None  # seconds for the whole scan
     retries: int = 0  # extra attempts after a transient failure
     backoff: float = 0.5  # seconds before the first retry, doubled each time, jittered
+    dns_server: tuple[str, int] | None = None  # CAA lookups' server; None: resolv.conf
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,13 @@ class _Run:
         self.knowledge = ScanKnowledge()
         self.results: list[EndpointResult | None] = [None] * len(endpoints)
         self.probed: dict[int, tuple[list[Observation | ProbeFailure], int]] = {}
+        self.caa: dict[int, CaaLookup] = {}
         self.queue: Iterator[int] = iter(range(len(endpoints)))
-        self.contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+        self.contexts: dict[tuple[str | None, str | None], ClientContext] = {}
         self.interrupted = False
         self.internal_errors: list[tuple[str, str]] = []
 
-    def context(self, endpoint: Endpoint) -> ssl.SSLContext:
+    def context(self, endpoint: Endpoint) -> ClientContext:
         key = (endpoint.client_cert, endpoint.client_key)
         ctx = self.contexts.get(key)
         if ctx is None:
@@ -170,6 +173,10 @@ class _Run:
                 context,
                 timeout=endpoint.timeout,
                 all_addresses=endpoint.all_addresses,
+                starttls=endpoint.starttls,
+                proxy=None if endpoint.direct else endpoint.proxy,
+                ocsp=endpoint.ocsp,
+                scts=bool(endpoint.ct),
             )
             transient = all(isinstance(r, ProbeFailure) and r.kind in TRANSIENT for r in results)
             if not transient or tries > self.options.retries:
@@ -177,27 +184,43 @@ class _Run:
             pause = self.options.backoff * (2 ** (tries - 1)) * random.uniform(0.5, 1.5)
             await trio.sleep(pause)
 
+    async def lookup_caa(self, index: int, probed: list[Observation | ProbeFailure]) -> None:
+        """The endpoint's CAA set, when it asks (``caa: true``) and a leaf was read."""
+        endpoint = self.endpoints[index]
+        leaf = next((p.served[0] for p in probed if isinstance(p, Observation) and p.served), None)
+        if not endpoint.caa or leaf is None:
+            return
+        name, _ = caa_query_name(endpoint, leaf)
+        self.caa[index] = await lookup_caa(
+            name, nameserver=self.options.dns_server, timeout=endpoint.timeout
+        )
+
     def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
         endpoint = self.endpoints[index]
         for item in probed:
             if isinstance(item, Observation):
                 self.knowledge.learn(item.served)
-        result = self.judge(endpoint, probed, tries)
+        result = self.judge(endpoint, probed, tries, self.caa.get(index))
         self.probed[index] = (probed, tries)
         self.results[index] = result
         for sink in self.sinks:
             sink(result)
 
     def judge(
-        self, endpoint: Endpoint, probed: list[Observation | ProbeFailure], tries: int
+        self,
+        endpoint: Endpoint,
+        probed: list[Observation | ProbeFailure],
+        tries: int,
+        caa: CaaLookup | None = None,
     ) -> EndpointResult:
         """The endpoint's verdict; a bug in judging it is that endpoint's
         internal_error finding, never the end of the scan."""
         try:
             store = self.stores.get(endpoint.trust)
             return evaluate(
-                endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries
-            )
+                endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries,
+                caa=caa,
+            )  # fmt: skip
         except Exception as exc:
             self.internal_errors.append((endpoint.name, traceback.format_exc()))
             return internal_error(endpoint, exc, tries)
@@ -205,6 +228,7 @@ class _Run:
     async def worker(self) -> None:
         for index in self.queue:
             probed, tries = await self.attempt(self.endpoints[index])
+            await self.lookup_caa(index, probed)
             self.finish(index, probed, tries)
 
     def second_look(self) -> None:
@@ -215,7 +239,7 @@ class _Run:
             endpoint = self.endpoints[index]
             if needs_second_look(result):
                 probed, tries = self.probed[index]
-                self.results[index] = self.judge(endpoint, probed, tries)
+                self.results[index] = self.judge(endpoint, probed, tries, self.caa.get(index))
             elif result.primary is not None:  # which CA keys are known grew while the scan ran
                 try:
                     store = self.stores.get(endpoint.trust)

@@ -10,12 +10,13 @@ here, before the first handshake.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scanner.engine import ScanOptions, ensure_open_files
 from scanner.errors import ConfigError
 from scanner.inventory import load_inventory
 from scanner.model import Endpoint
+from scanner.proxy import proxy_for
 from scanner.settings import ScanSettings, Selector
 from scanner.trust import TrustStores
 
@@ -77,6 +78,12 @@ def load_plan(settings: ScanSettings) -> ScanPlan:
                 )
     if settings.shard is not None:  # may leave none: an empty shard still exports its scan
         endpoints = settings.shard.select(endpoints)
+    if settings.proxy_environment is not None:
+        environ = dict(settings.proxy_environment)
+        endpoints = [
+            e if e.proxy is not None or e.direct else replace(e, proxy=proxy_for(e.host, environ))
+            for e in endpoints
+        ]
     concurrency = settings.limits.workers(len(endpoints))
     ensure_open_files(concurrency)
     stores = TrustStores()
@@ -92,5 +99,6 @@ def load_plan(settings: ScanSettings) -> ScanPlan:
         concurrency=concurrency,
         deadline=settings.limits.deadline,
         retries=settings.limits.retries,
+        dns_server=settings.dns_server,
     )
     return ScanPlan(tuple(endpoints), stores, options, warnings, len(inventory.endpoints))

@@ -10,6 +10,7 @@ so a verdict can be recomputed once the whole scan has been seen.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,8 +19,10 @@ from datetime import datetime
 from cryptography import x509
 
 from scanner.audit import audit, sort_findings
+from scanner.caa import CaaLookup, IdentifierTable, bundled_identifiers
 from scanner.chain import DEFAULT_CACHE, CertificateCache, analyze_chain
 from scanner.clients import assess_clients
+from scanner.ct import LogList, bundled_log_list
 from scanner.model import (
     ChainReport,
     Check,
@@ -32,6 +35,7 @@ from scanner.model import (
     ProbeFailure,
     Severity,
 )
+from scanner.protocol_audit import ProtocolFacts, protocol_findings
 from scanner.rotation import Readiness, readiness
 from scanner.trust import TrustStore
 
@@ -67,6 +71,7 @@ class AddressResult:
     report: ChainReport | None
     findings: tuple[Finding, ...]
     client_verdicts: tuple[ClientVerdict, ...] = ()  # each client pin-set's verdict
+    protocol: ProtocolFacts | None = None  # OCSP staple, CT, CAA as judged (when asked)
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,16 @@ def _merge(per_address: Sequence[AddressResult]) -> tuple[Finding, ...]:
     return sort_findings(merged)
 
 
+@functools.cache
+def _bundled_logs() -> LogList:
+    return bundled_log_list()
+
+
+@functools.cache
+def _bundled_identifiers() -> IdentifierTable:
+    return bundled_identifiers()
+
+
 def evaluate(
     endpoint: Endpoint,
     probed: Sequence[Observation | ProbeFailure],
@@ -202,8 +217,14 @@ def evaluate(
     knowledge: ScanKnowledge | None = None,
     attempts: int = 1,
     cache: CertificateCache = DEFAULT_CACHE,
+    caa: CaaLookup | None = None,
+    logs: LogList | None = None,
+    identifiers: IdentifierTable | None = None,
 ) -> EndpointResult:
-    """The verdict for one endpoint from what each of its addresses gave."""
+    """The verdict for one endpoint from what each of its addresses gave.
+
+    `caa` is the endpoint's CAA lookup (made by the engine when ``caa: true``);
+    `logs` and `identifiers` default to the snapshots shipped in scanner/data."""
     observations = [p for p in probed if isinstance(p, Observation)]
     if not observations:
         failures = [p for p in probed if isinstance(p, ProbeFailure)]
@@ -229,9 +250,15 @@ def evaluate(
         verdicts, extra = assess_clients(
             endpoint, report, store, now, known_keys=known, cache=cache
         )
-        if extra:
-            findings = sort_findings(findings + extra)
-        per_address.append(AddressResult(item.address, item, None, report, findings, verdicts))
+        protocol, facts = protocol_findings(
+            endpoint, item, report, now, caa=caa,
+            logs=logs or _bundled_logs(), identifiers=identifiers or _bundled_identifiers(),
+        )  # fmt: skip
+        if extra or protocol:
+            findings = sort_findings(findings + extra + protocol)
+        per_address.append(
+            AddressResult(item.address, item, None, report, findings, verdicts, facts)
+        )
     findings = _merge(per_address)
     primary = next(a for a in per_address if a.report is not None)
     result = EndpointResult(

@@ -165,6 +165,11 @@ class ScanSettings:
     exporter: ExporterSettings | None = None  # --serve
     allow_empty: bool = False
     traceback: bool = False
+    # --proxy-from-env: the proxy variables of the environment (https_proxy,
+    # HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY), applied as curl
+    # does to endpoints without a proxy key; None: not asked
+    proxy_environment: tuple[tuple[str, str], ...] | None = None
+    dns_server: tuple[str, int] | None = None  # --dns-server, for CAA lookups
 
     @property
     def shards(self) -> int | None:

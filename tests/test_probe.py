@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 import trio
+from OpenSSL import SSL
 from peers import free_port, nginx_command, require_program, running, with_fleet
 
 from scanner.fleet.pki import PKI, Issued, StandardChain, standard_chain
 from scanner.fleet.server import Behaviour, Credential, Site, TlsConfig
 from scanner.probe import (
+    ClientContext,
     Observation,
     Phase,
     ProbeErrorKind,
@@ -68,7 +70,7 @@ def tls_site(address: str, *chain: Issued, port: int = 0, **options: object) -> 
     return Site(address, port, Behaviour.TLS, config)
 
 
-def probe_one(site: Site, sni: str | None = "a.test", ctx: ssl.SSLContext | None = None, *,
+def probe_one(site: Site, sni: str | None = "a.test", ctx: ClientContext | None = None, *,
               timeout: float = TIMEOUT) -> ProbeResult:  # fmt: skip
     client = ctx if ctx is not None else make_client_context()
 
@@ -92,15 +94,8 @@ def failed(result: ProbeResult) -> ProbeFailure:
     return result
 
 
-def client_context(
-    *, minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None
-) -> ssl.SSLContext:
-    ctx = make_client_context()
-    if minimum is not None:
-        ctx.minimum_version = minimum
-    if maximum is not None:
-        ctx.maximum_version = maximum
-    return ctx
+def client_context(*, minimum: str = "TLSv1", maximum: str | None = None) -> ClientContext:
+    return make_client_context(minimum_version=minimum, maximum_version=maximum)
 
 
 # --------------------------------------------------------------------------- served chains
@@ -166,6 +161,33 @@ def test_ipv6_listener(certs: Certs) -> None:
     result = observed(probe_one(site))
     assert result.address == "::1"
     assert result.served == (certs.a.leaf.der, certs.a.intermediate.der)
+
+
+# --------------------------------------------------------------------------- client certificates
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_client_certificate_is_presented(
+    certs: Certs, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    """An mTLS endpoint (the server demands a certificate its CA issued): with
+    the client's chain and key the handshake completes and the server's chain
+    is read; without them TLS 1.2 fails with the server's alert."""
+    client = PKI(NOW).leaf("client.test", certs.a.intermediate, eku_server=False)
+    (tmp_path / "client.pem").write_bytes(client.pem + certs.a.intermediate.pem)
+    (tmp_path / "client.key").write_bytes(client.key_pem())
+    site = tls_site(
+        "127.0.0.1", certs.b.leaf, certs.b.intermediate,
+        client_ca=certs.a.root.pem, max_version=version,
+    )  # fmt: skip
+    with_cert = make_client_context(
+        client_cert=str(tmp_path / "client.pem"), client_key=str(tmp_path / "client.key")
+    )
+    result = observed(probe_one(site, "b.test", with_cert))
+    assert result.served == (certs.b.leaf.der, certs.b.intermediate.der)
+    if version is ssl.TLSVersion.TLSv1_2:
+        failure = failed(probe_one(site, "b.test"))
+        assert (failure.kind, failure.alert) == (ProbeErrorKind.TLS_ALERT, "handshake_failure")
 
 
 # --------------------------------------------------------------------------- SNI
@@ -272,13 +294,13 @@ def test_unresolvable_name() -> None:
 @pytest.mark.parametrize(
     ("server", "client"),
     [
-        ({"min_version": ssl.TLSVersion.TLSv1_3}, {"maximum": ssl.TLSVersion.TLSv1_2}),
-        ({"max_version": ssl.TLSVersion.TLSv1_2}, {"minimum": ssl.TLSVersion.TLSv1_3}),
+        ({"min_version": ssl.TLSVersion.TLSv1_3}, {"maximum": "TLSv1.2"}),
+        ({"max_version": ssl.TLSVersion.TLSv1_2}, {"minimum": "TLSv1.3"}),
     ],
     ids=["server-1.3-only", "server-1.2-max"],
 )
 def test_no_common_version_is_a_protocol_version_alert(
-    certs: Certs, server: dict[str, ssl.TLSVersion], client: dict[str, ssl.TLSVersion]
+    certs: Certs, server: dict[str, ssl.TLSVersion], client: dict[str, str]
 ) -> None:
     site = tls_site("127.0.0.1", certs.a.leaf, **server)
     failure = failed(probe_one(site, ctx=client_context(**client)))
@@ -296,11 +318,11 @@ def test_no_shared_cipher_is_a_handshake_failure_alert(certs: Certs) -> None:
     )
     failure = failed(probe_one(site))
     assert (failure.kind, failure.alert) == (ProbeErrorKind.TLS_ALERT, "handshake_failure")
-    assert "SSLV3_ALERT_HANDSHAKE_FAILURE" in failure.detail
+    assert failure.detail == "[SSL: TLS_ALERT_HANDSHAKE_FAILURE] tls alert handshake failure"
 
 
 def test_client_without_usable_versions_is_tls_version(certs: Certs) -> None:
-    ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3, maximum=ssl.TLSVersion.TLSv1_2)
+    ctx = client_context(minimum="TLSv1.3", maximum="TLSv1.2")
     failure = failed(probe_one(tls_site("127.0.0.1", certs.a.leaf), ctx=ctx))
     assert failure.kind is ProbeErrorKind.TLS_VERSION
     assert "NO_PROTOCOLS_AVAILABLE" in failure.detail
@@ -418,81 +440,63 @@ def test_first_address_only_by_default(certs: Certs) -> None:
 # --------------------------------------------------------------------------- served_chain
 
 
-def _handshake_in_memory(
-    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, *, rounds: int = 10
-) -> ssl.SSLObject:
-    """Handshake a client and a server SSLObject through memory BIOs only."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="a.test")
-    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    for _ in range(rounds):
-        done = 0
-        for side in (client, server):
-            try:
-                side.do_handshake()
-                done += 1
-            except ssl.SSLWantReadError:
-                pass
-        s_in.write(c_out.read())
-        c_in.write(s_out.read())
-        if done == 2:
-            return client
-    raise AssertionError("handshake did not finish")
-
-
+@pytest.mark.peers
 def test_served_chain_reads_der_in_served_order(certs: Certs, tmp_path: Path) -> None:
-    chain = tmp_path / "chain.pem"
-    chain.write_bytes(certs.deep_leaf.pem + certs.tier_a.pem + certs.tier_b.pem)
-    key = tmp_path / "key.pem"
-    key.write_bytes(certs.deep_leaf.key_pem())
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(chain, key)
-    client_ctx = make_client_context()
-    unstarted = client_ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO())
-    assert served_chain(unstarted) == ()
-    client = _handshake_in_memory(server_ctx, client_ctx)
-    chain_der = served_chain(client)
-    assert chain_der == (certs.deep_leaf.der, certs.tier_a.der, certs.tier_b.der)
-    assert all(type(der) is bytes for der in chain_der)
+    """OpenSSL's peer chain on a client is the Certificate message as received:
+    a misordered chain stays misordered, each certificate byte-identical."""
+    chain = [certs.deep_leaf, certs.tier_a, certs.tier_b]
+    port = free_port()
+    with running(_s_server(tmp_path, port, chain=chain), host="127.0.0.1", port=port):
+        result = observed(_probe_port(port, "deep.test"))
+    assert result.served == (certs.deep_leaf.der, certs.tier_a.der, certs.tier_b.der)
+    assert all(type(der) is bytes for der in result.served)
+
+
+def test_served_chain_of_an_unstarted_connection_is_empty() -> None:
+    conn = SSL.Connection(make_client_context().openssl_context(scts=False), None)
+    assert served_chain(conn) == ()
 
 
 def test_client_context_settings() -> None:
+    """Nothing verified, no CA store loaded, TLS 1.0 and security level 0 allowed."""
     ctx = make_client_context()
-    assert ctx.verify_mode is ssl.CERT_NONE
-    assert not ctx.check_hostname
-    assert ctx.cert_store_stats() == {"x509": 0, "crl": 0, "x509_ca": 0}  # no CA store loaded
-    assert ctx.minimum_version is ssl.TLSVersion.TLSv1
-    assert ctx.security_level == 0
+    plain = ctx.openssl_context(scts=False)
+    assert plain.get_verify_mode() == SSL.VERIFY_NONE
+    assert ctx.minimum_version == "TLSv1"
+    assert ctx.openssl_context(scts=True) is ctx.openssl_context(scts=True)
+    assert ctx.openssl_context(scts=True) is not plain
+    with pytest.raises(ValueError, match="unknown TLS version 'TLSv2'"):
+        make_client_context(minimum_version="TLSv2")
 
 
 # --------------------------------------------------------------------------- classify
 
 _ALERTS = [
-    ("SSLV3_ALERT_HANDSHAKE_FAILURE", "sslv3 alert handshake failure", "handshake_failure"),
-    ("TLSV1_ALERT_PROTOCOL_VERSION", "tlsv1 alert protocol version", "protocol_version"),
-    ("TLSV1_UNRECOGNIZED_NAME", "tlsv1 unrecognized name", "unrecognized_name"),
-    ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "tlsv13 alert certificate required",
-     "certificate_required"),
-    ("TLSV1_ALERT_INTERNAL_ERROR", "tlsv1 alert internal error", "internal_error"),
-    (None, "tlsv1 alert no application protocol", "no_application_protocol"),
-]  # fmt: skip
+    ("tls alert handshake failure", "handshake_failure"),  # OpenSSL 4 spelling
+    ("sslv3 alert handshake failure", "handshake_failure"),  # before OpenSSL 4
+    ("tlsv1 alert protocol version", "protocol_version"),
+    ("tlsv1 unrecognized name", "unrecognized_name"),
+    ("tlsv13 alert certificate required", "certificate_required"),
+    ("tlsv1 alert internal error", "internal_error"),
+    ("tlsv1 alert no application protocol", "no_application_protocol"),
+]
 
 
-def _ssl_error(reason: str | None, text: str) -> ssl.SSLError:
-    exc = ssl.SSLError(1, f"[SSL: {reason}] {text} (_ssl.c:1006)" if reason else text)
-    exc.reason = reason  # type: ignore[misc]
-    return exc
+def _ssl_error(reason: str, library: str = "SSL routines") -> SSL.Error:
+    """A pyOpenSSL error as it raises them: a list of (library, function, reason)."""
+    return SSL.Error([(library, "", reason)])
 
 
-@pytest.mark.parametrize(("reason", "text", "alert"), _ALERTS)
-def test_classify_alerts(reason: str | None, text: str, alert: str) -> None:
-    failure = classify(_ssl_error(reason, text), address="192.0.2.1", phase=Phase.HANDSHAKE)
+@pytest.mark.parametrize(("reason", "alert"), _ALERTS)
+def test_classify_alerts(reason: str, alert: str) -> None:
+    failure = classify(_ssl_error(reason), address="192.0.2.1", phase=Phase.HANDSHAKE)
     assert (failure.kind, failure.alert, failure.address) == (
         ProbeErrorKind.TLS_ALERT,
         alert,
         "192.0.2.1",
     )
-    assert text in failure.detail
+    mnemonic = reason.upper().replace(" ", "_")
+    assert failure.detail == f"[SSL: {mnemonic}] {reason}"
 
 
 def _broken(cause: BaseException | None) -> trio.BrokenResourceError:
@@ -514,14 +518,18 @@ def _broken(cause: BaseException | None) -> trio.BrokenResourceError:
         (OSError(errno.EADDRNOTAVAIL, "Cannot assign"), ProbeErrorKind.OS_ERROR),
         (TimeoutError(errno.ETIMEDOUT, "Connection timed out"), ProbeErrorKind.TIMEOUT),
         (trio.TooSlowError(), ProbeErrorKind.TIMEOUT),
-        (_broken(ssl.SSLEOFError(8, "EOF occurred")), ProbeErrorKind.CLOSED),
-        (_ssl_error("UNEXPECTED_EOF_WHILE_READING", "eof"), ProbeErrorKind.CLOSED),
+        (SSL.SysCallError(-1, "Unexpected EOF"), ProbeErrorKind.CLOSED),
+        (SSL.SysCallError(errno.ECONNRESET, "ECONNRESET"), ProbeErrorKind.RESET),
+        (SSL.ZeroReturnError(), ProbeErrorKind.CLOSED),
+        (_ssl_error("unexpected eof while reading"), ProbeErrorKind.CLOSED),
         (_broken(None), ProbeErrorKind.CLOSED),
-        (_ssl_error("WRONG_VERSION_NUMBER", "wrong version number"), ProbeErrorKind.NOT_TLS),
-        (_ssl_error("PACKET_LENGTH_TOO_LONG", "packet length too long"), ProbeErrorKind.NOT_TLS),
-        (_ssl_error("UNSUPPORTED_PROTOCOL", "unsupported protocol"), ProbeErrorKind.TLS_VERSION),
-        (_ssl_error(None, "no protocols available"), ProbeErrorKind.TLS_VERSION),
-        (_ssl_error("BAD_ECPOINT", "bad ecpoint"), ProbeErrorKind.PROTOCOL_ERROR),
+        (_ssl_error("wrong version number"), ProbeErrorKind.NOT_TLS),
+        (_ssl_error("packet length too long"), ProbeErrorKind.NOT_TLS),
+        (_ssl_error("unsupported protocol"), ProbeErrorKind.TLS_VERSION),
+        (_ssl_error("no protocols available"), ProbeErrorKind.TLS_VERSION),
+        (_ssl_error("bad ecpoint"), ProbeErrorKind.PROTOCOL_ERROR),
+        (_ssl_error("ASN1 lib"), ProbeErrorKind.PROTOCOL_ERROR),
+        (SSL.Error([]), ProbeErrorKind.PROTOCOL_ERROR),
         (OverflowError("port must be 0-65535"), ProbeErrorKind.OS_ERROR),
     ],
 )
@@ -552,7 +560,7 @@ def _write_chain(tmp_path: Path, leaf: Issued, *rest: Issued) -> tuple[Path, Pat
     return leaf_file, chain_file, key_file
 
 
-def _probe_port(port: int, sni: str | None, ctx: ssl.SSLContext | None = None) -> list[ProbeResult]:
+def _probe_port(port: int, sni: str | None, ctx: ClientContext | None = None) -> list[ProbeResult]:
     client = ctx if ctx is not None else make_client_context()
     return trio.run(lambda: probe("127.0.0.1", port, sni, client, timeout=TIMEOUT))
 
@@ -606,7 +614,7 @@ def test_openssl_s_server_sni_switch_and_fatal_mismatch(certs: Certs, tmp_path: 
 def test_openssl_s_server_tls13_only_against_tls12_client(certs: Certs, tmp_path: Path) -> None:
     port = free_port()
     command = _s_server(tmp_path, port, "-tls1_3", chain=[certs.a.leaf])
-    ctx = client_context(maximum=ssl.TLSVersion.TLSv1_2)
+    ctx = client_context(maximum="TLSv1.2")
     with running(command, host="127.0.0.1", port=port):
         failure = failed(_probe_port(port, "a.test", ctx)[0])
     assert (failure.kind, failure.alert) == (ProbeErrorKind.TLS_ALERT, "protocol_version")

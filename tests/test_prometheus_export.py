@@ -118,6 +118,11 @@ def _role(cert: x509.Certificate, position: int) -> str:
     return "intermediate" if constraints.ca else "other"
 
 
+# What the probe negotiates with the fleet's servers (pyOpenSSL on cryptography's
+# OpenSSL against the fleet's stdlib ssl servers, none of which caps the version).
+TLS13 = {"version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "alpn": ""}
+
+
 def expected_samples(fleet: Fleet) -> set[Sample]:
     """What the scan of the fleet at NOW must export, from the fleet's own PKI."""
     root_a, root_b = (a.cert for a in fleet.anchors)
@@ -147,6 +152,7 @@ def expected_samples(fleet: Fleet) -> set[Sample]:
             leaf = chain[0]
             add("pinaudit_endpoint_up", ep, 1)
             add("pinaudit_handshake_duration_seconds", ep, 0)
+            add("pinaudit_tls_info", ep, 1, **TLS13)
             add("pinaudit_last_success_timestamp_seconds", ep, 0)
             add("pinaudit_chain_valid", ep, valid)
             add("pinaudit_pin_match", ep, match)

@@ -143,6 +143,11 @@ def test_every_label_pinaudit_sets_is_reserved_by_the_inventory_loader() -> None
         "result",
         "version",
         "kind",
+        "cipher",
+        "alpn",
+        "ocsp_status",
+        "ct_policy",
+        "caa_outcome",
     }
 
 
@@ -206,6 +211,9 @@ def test_label_sets_are_uniform_and_missing_inventory_labels_are_empty(fx: Fixtu
             assert len(values) == len(family.label_names)
 
 
+TLS = {("version", "TLSv1.3"), ("cipher", "TLS_AES_128_GCM_SHA256"), ("alpn", "")}
+
+
 def test_a_healthy_pinned_endpoint_exactly(fx: Fixture) -> None:
     leaf = fx.leaf("api.test")
     pins = Pinset("app", (fx.inter.pin, fx.backup_root.pin), expires=NOW.date() + timedelta(90))
@@ -223,6 +231,7 @@ def test_a_healthy_pinned_endpoint_exactly(fx: Fixture) -> None:
         ("pinaudit_endpoint_up", frozenset(ep), 1.0),
         ("pinaudit_last_success_timestamp_seconds", frozenset(ep), ts(FINISHED)),
         ("pinaudit_handshake_duration_seconds", frozenset(ep), 0.75),
+        ("pinaudit_tls_info", frozenset({*ep, *TLS}), 1.0),
         ("pinaudit_pin_match", frozenset(ep), 1.0),
         ("pinaudit_pins_enforced", frozenset(ep), 1.0),
         (

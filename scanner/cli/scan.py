@@ -5,6 +5,9 @@ It reads as it runs: flags → settings (checked once), load the plan
 outputs — the report, the state file, the metric exports — each on its own,
 so that one that cannot be written does not cost the others. With
 ``--serve`` the same settings start the long-running exporter instead.
+``--proxy-from-env`` and ``--dns-server`` are checked here too: a proxy
+variable that is not a proxy URL, or a DNS server that is not an address, is
+a usage error before anything is scanned.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from scanner.exporters.files import write_atomic
 from scanner.exporters.metrics import ScanRecord
 from scanner.exporters.prometheus import run_job_exports
 from scanner.plan import load_plan
+from scanner.probe import parse_nameserver
+from scanner.proxy import parse_proxy
 from scanner.results import EndpointResult
 from scanner.settings import (
     DEFAULT_INTERVAL_SECONDS,
@@ -125,6 +130,17 @@ def add_arguments(p: Parser) -> None:
         f"jittered backoff, 0..{options.MAX_RETRIES} (default 0)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument(
+        "--proxy-from-env",
+        action="store_true",
+        help="reach endpoints without a proxy key through HTTPS_PROXY / ALL_PROXY, except "
+        "those NO_PROXY names, as curl does",
+    )
+    p.add_argument(
+        "--dns-server",
+        metavar="ADDRESS[:PORT]",
+        help="the DNS server for CAA lookups (caa: true); default: the system's resolv.conf",
+    )
     p.add_argument(
         "--state",
         metavar="FILE",
@@ -273,7 +289,34 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
         exporter=exporter,
         allow_empty=args.allow_empty,
         traceback=args.traceback,
+        proxy_environment=_proxy_environment(environ) if args.proxy_from_env else None,
+        dns_server=_dns_server(args.dns_server),
     )
+
+
+_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
+
+
+def _proxy_environment(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The proxy variables, each proxy URL checked now (a bad one is exit 2)."""
+    found = tuple((key, environ[key]) for key in _PROXY_VARIABLES if environ.get(key))
+    for key, value in found:
+        if "proxy" in key.lower() and not key.lower().startswith("no_"):
+            url = value if "://" in value else f"http://{value}"
+            try:
+                parse_proxy(url)
+            except ValueError as exc:
+                raise ConfigError(f"--proxy-from-env: {key}: {exc}") from None
+    return found
+
+
+def _dns_server(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    try:
+        return parse_nameserver(text)
+    except ValueError as exc:
+        raise ConfigError(f"--dns-server: {exc}") from None
 
 
 # --- running ------------------------------------------------------------------

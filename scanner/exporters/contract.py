@@ -51,6 +51,11 @@ RESERVED_LABELS = frozenset(
         "result",
         "version",
         "kind",
+        "cipher",
+        "alpn",
+        "ocsp_status",
+        "ct_policy",
+        "caa_outcome",
         "instance",
         "job",
     }
@@ -112,6 +117,38 @@ SPECS: tuple[MetricSpec, ...] = (
         "pinaudit_handshake_duration_seconds",
         "TCP connect plus TLS handshake time of the last probe.",
         scope=Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_tls_info",
+        "1 for the TLS version, cipher and ALPN protocol the last handshake negotiated.",
+        ("version", "cipher", "alpn"),
+        Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_ocsp_status",
+        "1 for what the stapled OCSP response says (good, revoked, unknown, absent, "
+        "invalid); only for endpoints with ocsp: true.",
+        ("ocsp_status",),
+        Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_ocsp_next_update_timestamp_seconds",
+        "When the stapled OCSP response expires (its nextUpdate), Unix time.",
+        scope=Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_ct_compliant",
+        "1 when the leaf's SCTs satisfy the CT policy, 0 when not; only for publicly "
+        "trusted leaves of endpoints with ct: set.",
+        ("ct_policy",),
+        Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_caa_result",
+        "1 for how the name's CAA records judge the leaf's issuer (authorized, "
+        "not_authorized, no_caa, issuer_unknown, lookup_failed); only with caa: true.",
+        ("caa_outcome",),
+        Scope.ADDRESS,
     ),
     MetricSpec(
         "pinaudit_pin_match",

@@ -14,6 +14,7 @@ from typing import Any
 
 from scanner.audit import pins_enforced, pinset_expiry
 from scanner.model import CertFacts, ChainReport, ClientVerdict, Finding, Pin
+from scanner.protocol_audit import ProtocolFacts
 from scanner.results import EndpointResult, ResultStatus, unjudged
 
 __all__ = [
@@ -92,6 +93,52 @@ def _error(result: EndpointResult) -> dict[str, Any] | None:
     return None
 
 
+def _when(value: datetime | None) -> str | None:
+    return timestamp(value) if value is not None else None
+
+
+def protocol_entries(facts: ProtocolFacts) -> dict[str, Any]:
+    """The OCSP staple, CT and CAA judgements of an address (keys present when asked)."""
+    out: dict[str, Any] = {}
+    staple = facts.staple
+    if staple is not None:
+        out["ocsp"] = {
+            "status": staple.status.value,
+            "this_update": _when(staple.this_update),
+            "next_update": _when(staple.next_update),
+            "produced_at": _when(staple.produced_at),
+            "revocation_time": _when(staple.revocation_time),
+            "revocation_reason": staple.revocation_reason,
+            "stale": staple.stale,
+            "must_staple": staple.must_staple,
+            "responder": staple.responder,
+            "error": staple.error,
+        }
+    if facts.ct:
+        out["ct"] = [
+            {
+                "policy": v.policy.value,
+                "compliant": v.compliant,
+                "reason": v.reason or None,
+                "scts": {"embedded": v.embedded, "tls": v.tls, "ocsp": v.ocsp},
+                "unknown_logs": v.unknown_logs,
+                "operators": list(v.operators),
+            }
+            for v in facts.ct
+        ]
+    if facts.caa is not None:
+        caa = facts.caa
+        out["caa"] = {
+            "outcome": caa.outcome.value,
+            "name": caa.name,
+            "found_at": caa.owner,
+            "property": caa.property,
+            "authorised": list(caa.authorised),
+            "detail": caa.detail,
+        }
+    return out
+
+
 def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
     ep = result.endpoint
     primary = result.primary
@@ -124,6 +171,13 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
         "attempts": result.attempts,
         "rotation": None,
     }
+    if observation is not None:
+        for key in ("starttls", "proxy"):
+            if getattr(observation, key) is not None:
+                entry["tls"][key] = getattr(observation, key)
+    facts = primary.protocol if primary else None
+    if facts is not None:
+        entry.update(protocol_entries(facts))
     if result.rotation is not None:
         ready = result.rotation
         entry["rotation"] = {

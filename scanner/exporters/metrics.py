@@ -47,6 +47,7 @@ from scanner.exporters.contract import (
 )
 from scanner.exporters.jsonreport import role
 from scanner.model import CertFacts, ChainReport, Endpoint
+from scanner.protocol_audit import ProtocolFacts
 from scanner.results import AddressResult, EndpointResult, ResultStatus, unjudged
 from scanner.rotation import Rotation
 from scanner.settings import DEFAULT_RETENTION
@@ -268,6 +269,21 @@ def _facts(out: _Families, endpoint: Endpoint, key: str, kept: Retained) -> None
         out.add("pinaudit_backup_pins", len(declared - matching), endpoint, key)
 
 
+def _protocol(out: _Families, endpoint: Endpoint, key: str, facts: ProtocolFacts) -> None:
+    """The OCSP staple, CT and CAA judgements of one address, when asked for."""
+    staple = facts.staple
+    if staple is not None:
+        out.add("pinaudit_ocsp_status", 1, endpoint, key, (staple.status.value,))
+        if staple.next_update is not None:
+            when = staple.next_update.timestamp()
+            out.add("pinaudit_ocsp_next_update_timestamp_seconds", when, endpoint, key)
+    for verdict in facts.ct:
+        compliant = 1 if verdict.compliant else 0
+        out.add("pinaudit_ct_compliant", compliant, endpoint, key, (verdict.policy.value,))
+    if facts.caa is not None:
+        out.add("pinaudit_caa_result", 1, endpoint, key, (facts.caa.outcome.value,))
+
+
 def _fresh(kept: Retained | None, now: datetime, retention: timedelta) -> bool:
     return kept is not None and now - kept.read_at <= retention
 
@@ -299,6 +315,10 @@ def scan_exposition(
             if observation is not None:
                 seconds = observation.connect_seconds + observation.handshake_seconds
                 out.add("pinaudit_handshake_duration_seconds", seconds, endpoint, key)
+                tls = (observation.tls_version, observation.cipher, observation.alpn or "")
+                out.add("pinaudit_tls_info", 1, endpoint, key, tls)
+            if address.protocol is not None:
+                _protocol(out, endpoint, key, address.protocol)
         if not current:  # never probed (the deadline passed) or never judged (a bug)
             missing = unjudged(result)
             reason = missing[0] if missing is not None else NOT_SCANNED_REASON

@@ -29,6 +29,7 @@ from typing import TypeVar
 from yaml.nodes import Node, ScalarNode
 
 from scanner.clients.selection import applies
+from scanner.ct import CtPolicy
 from scanner.errors import InventoryError, InventoryProblem, PinError
 from scanner.inventory.client_pinsets import is_client_pinset_node, read_client_pinset
 from scanner.inventory.files import (
@@ -63,10 +64,15 @@ from scanner.model import (
     Location,
     Pin,
     Pinset,
+    Severity,
     TrustKind,
     TrustSpec,
 )
 from scanner.pins import parse_digest_name
+from scanner.proxy import parse_proxy
+from scanner.starttls import Starttls
+from scanner.tlsversion import DEFAULT_MINIMUM
+from scanner.tlsversion import VERSIONS as TLS_VERSIONS
 from scanner.units import is_ip_address, parse_duration, positive_seconds
 
 __all__ = ["MAX_DAYS", "SCHEMA_VERSION", "load_inventory", "load_inventory_text"]
@@ -85,6 +91,13 @@ _DEFAULT_KEYS = (
     "all_addresses",
     "client_cert",
     "client_key",
+    "starttls",
+    "proxy",
+    "ocsp",
+    "ct",
+    "caa",
+    "tls_min_version",
+    "tls_version_severity",
 )
 _ROOT_KEYS = ("version", "defaults", "include", "pinsets", "endpoints")
 _PINSET_KEYS = ("pins", "expires", "digest")
@@ -113,6 +126,21 @@ class _Effective:
     all_addresses: bool = False
     client_cert: str | None = None
     client_key: str | None = None
+    port_set: bool = False  # a layer wrote `port`: the STARTTLS protocol's default is not used
+    starttls: Starttls | None = None
+    proxy: str | None = None  # "" = `proxy: false` (direct, even with --proxy-from-env)
+    ocsp: bool = False
+    ct: tuple[str, ...] = ()
+    caa: bool = False
+    tls_min_version: str = DEFAULT_MINIMUM
+    tls_version_severity: Severity = Severity.WARNING
+
+    @property
+    def effective_port(self) -> int:
+        """The port written, else the STARTTLS protocol's (smtp: 25 ...), else 443."""
+        if self.port_set or self.starttls is None:
+            return self.port
+        return self.starttls.default_port
 
 
 @dataclass(frozen=True)
@@ -130,6 +158,13 @@ class _Layer:
     all_addresses: bool | None = None
     client_cert: str | None = None
     client_key: str | None = None
+    starttls: Starttls | None = None
+    proxy: str | None = None
+    ocsp: bool | None = None
+    ct: tuple[str, ...] | None = None
+    caa: bool | None = None
+    tls_min_version: str | None = None
+    tls_version_severity: Severity | None = None
 
     def apply(self, base: _Effective) -> _Effective:
         return _Effective(
@@ -143,6 +178,14 @@ class _Layer:
             all_addresses=_first(self.all_addresses, base.all_addresses),
             client_cert=_first(self.client_cert, base.client_cert),
             client_key=_first(self.client_key, base.client_key),
+            port_set=base.port_set or self.port is not None,
+            starttls=_first(self.starttls, base.starttls),
+            proxy=_first(self.proxy, base.proxy),
+            ocsp=_first(self.ocsp, base.ocsp),
+            ct=_first(self.ct, base.ct),
+            caa=_first(self.caa, base.caa),
+            tls_min_version=_first(self.tls_min_version, base.tls_min_version),
+            tls_version_severity=_first(self.tls_version_severity, base.tls_version_severity),
         )
 
 
@@ -347,7 +390,7 @@ def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> End
     return Endpoint(
         name=name,
         host=host,
-        port=s.port,
+        port=s.effective_port,
         sni=draft.sni,
         pinset=pinset,
         timeout=s.timeout,
@@ -360,6 +403,14 @@ def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> End
         all_addresses=s.all_addresses,
         client_cert=s.client_cert,
         client_key=s.client_key,
+        starttls=s.starttls.value if s.starttls is not None else None,
+        proxy=s.proxy or None,
+        direct=s.proxy == "",
+        ocsp=s.ocsp,
+        ct=s.ct,
+        caa=s.caa,
+        tls_min_version=s.tls_min_version,
+        tls_version_severity=s.tls_version_severity,
     )
 
 
@@ -456,7 +507,86 @@ class _Source(NodeReader):
             all_addresses=read("all_addresses", self.boolean),
             client_cert=read("client_cert", self.pem_file),
             client_key=read("client_key", self.pem_file),
+            starttls=read("starttls", self.starttls),
+            proxy=read("proxy", self.proxy),
+            ocsp=read("ocsp", self.boolean),
+            ct=read("ct", self.ct_policies),
+            caa=read("caa", self.boolean),
+            tls_min_version=read("tls_min_version", self.tls_version),
+            tls_version_severity=read("tls_version_severity", self.severity),
         )
+
+    def starttls(self, node: Node, path: str) -> Starttls | None:
+        text = self.string(node, path)
+        if text is None:
+            return None
+        try:
+            return Starttls(text.lower())
+        except ValueError:
+            allowed = ", ".join(p.value for p in Starttls)
+            self.report(node, path, f"unknown STARTTLS protocol {text!r} (one of {allowed})")
+            return None
+
+    def proxy(self, node: Node, path: str) -> str | None:
+        """A proxy URL, or false for none (not even --proxy-from-env's): ""."""
+        if isinstance(node, ScalarNode) and node.tag == BOOL and id(node) not in self.bad:
+            if not SCALARS.construct_yaml_bool(node):
+                return ""
+            self.report(node, path, "proxy must be a URL (http://, socks5://, socks5h://) or false")
+            return None
+        text = self.string(node, path)
+        if text is None:
+            return None
+        try:
+            parse_proxy(text)  # kept as written: it may carry credentials
+        except ValueError as exc:
+            self.report(node, path, f"proxy: {exc}")
+            return None
+        return text
+
+    def ct_policies(self, node: Node, path: str) -> tuple[str, ...] | None:
+        """false, a policy name, or a list of them (chrome, apple)."""
+        if isinstance(node, ScalarNode) and node.tag == BOOL and id(node) not in self.bad:
+            if not SCALARS.construct_yaml_bool(node):
+                return ()
+            return tuple(p.value for p in CtPolicy)  # true: every policy
+        items = [node] if isinstance(node, ScalarNode) else self.sequence(node, path)
+        if items is None:
+            return None
+        policies: list[str] = []
+        for index, item in enumerate(items):
+            where = path if item is node else f"{path}[{index}]"
+            text = self.string(item, where)
+            if text is None:
+                return None
+            if text.lower() not in {p.value for p in CtPolicy}:
+                allowed = ", ".join(p.value for p in CtPolicy)
+                self.report(item, where, f"unknown CT policy {text!r} (one of {allowed}, or false)")
+                return None
+            if text.lower() not in policies:
+                policies.append(text.lower())
+        return tuple(policies)
+
+    def tls_version(self, node: Node, path: str) -> str | None:
+        text = self.string(node, path)
+        if text is None:
+            return None
+        if text not in TLS_VERSIONS:
+            self.report(
+                node, path, f"unknown TLS version {text!r} (one of {', '.join(TLS_VERSIONS)})"
+            )
+            return None
+        return text
+
+    def severity(self, node: Node, path: str) -> Severity | None:
+        text = self.string(node, path)
+        if text is None:
+            return None
+        try:
+            return Severity(text.lower())
+        except ValueError:
+            self.report(node, path, f"severity must be info, warning or critical, got {text!r}")
+            return None
 
     def port(self, node: Node, path: str) -> int | None:
         value = self.integer(node, path)
@@ -631,7 +761,7 @@ class _Source(NodeReader):
         name, name_at = self.endpoint_name(fields.get("name"), path, node)
         port_ok = "port" not in fields or layer.port is not None
         if "name" not in fields and host is not None and sni_ok and port_ok:
-            name = default_name(host, settings.port, sni)
+            name = default_name(host, settings.effective_port, sni)
         self.run.drafts.append(
             _Draft(
                 location=self.at(node),

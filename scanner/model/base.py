@@ -75,6 +75,16 @@ class Check(str, enum.Enum):
     NAME_CONSTRAINTS_VIOLATED = "name_constraints_violated"
     CERT_FIELD_UNREADABLE = "cert_field_unreadable"
     PATH_BUDGET_EXCEEDED = "path_budget_exceeded"
+    OLD_TLS_VERSION = "old_tls_version"
+    OCSP_REVOKED = "ocsp_revoked"
+    OCSP_UNKNOWN = "ocsp_unknown"
+    OCSP_INVALID = "ocsp_invalid"
+    OCSP_STALE = "ocsp_stale"
+    MUST_STAPLE_MISSING = "must_staple_missing"
+    CT_INSUFFICIENT = "ct_insufficient"
+    CAA_UNAUTHORIZED = "caa_unauthorized"
+    CAA_MISSING = "caa_missing"
+    CAA_LOOKUP_FAILED = "caa_lookup_failed"
 
 
 class HashAlg(str, enum.Enum):

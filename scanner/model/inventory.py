@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from scanner.model.base import Location, Pin, TrustKind, TrustSpec
+from scanner.model.base import Location, Pin, Severity, TrustKind, TrustSpec
 from scanner.model.policy import ClientPolicy
 
 __all__ = ["CERTIFI", "Endpoint", "Inventory", "Pinset"]
@@ -50,6 +50,14 @@ class Endpoint:
     client_key: str | None = None  # its key (None: in the same file)
     # client pin configurations that apply (inventory `from:`/`client:` pin-sets)
     client_policies: tuple[ClientPolicy, ...] = ()
+    starttls: str | None = None  # a scanner.starttls.Starttls value: speak it before TLS
+    proxy: str | None = None  # proxy URL (http://, socks5://, socks5h://)
+    direct: bool = False  # `proxy: false`: never a proxy, not even --proxy-from-env's
+    ocsp: bool = False  # ask for the OCSP staple and judge it
+    ct: tuple[str, ...] = ()  # CT policies to judge a publicly trusted leaf by: chrome, apple
+    caa: bool = False  # look up CAA and judge the leaf's issuer against it
+    tls_min_version: str = "TLSv1.2"  # an older negotiated version is a finding
+    tls_version_severity: Severity = Severity.WARNING
 
     @property
     def server_name(self) -> str:

@@ -22,6 +22,8 @@ class ProbeErrorKind(str, enum.Enum):
     TLS_VERSION = "tls_version"  # no TLS version in common
     CLOSED = "closed"  # the peer closed the connection during the handshake
     OS_ERROR = "os_error"  # any other socket error
+    STARTTLS_REFUSED = "starttls_refused"  # the server does not offer or refuses STARTTLS
+    PROXY_REFUSED = "proxy_refused"  # the proxy would not connect (the detail names it)
 
 
 class Phase(str, enum.Enum):
@@ -29,6 +31,8 @@ class Phase(str, enum.Enum):
 
     DNS = "dns"
     CONNECT = "connect"
+    PROXY = "proxy"  # asking the proxy for a tunnel
+    STARTTLS = "starttls"  # the plain-text opening before the handshake
     HANDSHAKE = "handshake"
 
 
@@ -53,5 +57,12 @@ class Observation:
     tls_version: str  # e.g. "TLSv1.3"
     cipher: str  # OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384"
     alpn: str | None
-    connect_seconds: float
-    handshake_seconds: float
+    connect_seconds: float  # TCP connect (and the proxy's tunnel, if any)
+    handshake_seconds: float  # STARTTLS opening (if any) and TLS handshake
+    # Stapled OCSP response, DER: None = not requested, b"" = requested, none stapled.
+    ocsp_response: bytes | None = None
+    # SignedCertificateTimestampList of the TLS extension (RFC 6962 §3.3), as
+    # sent: None = not requested, b"" = requested, none sent.
+    tls_scts: bytes | None = None
+    starttls: str | None = None  # the STARTTLS protocol spoken first, e.g. "smtp"
+    proxy: str | None = None  # the proxy URL (without credentials) the probe went through

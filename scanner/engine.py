@@ -158,7 +158,7 @@ class _Run:
     async def attempt(self, endpoint: Endpoint) -> tuple[list[Observation | ProbeFailure], int]:
         try:
             context = self.context(endpoint)
-        except (ssl.SSLError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             # The inventory checked the pair when it was loaded; a file changed
             # since (the exporter runs for months) is this endpoint's problem.
             detail = f"cannot use client_cert/client_key: {exc}"

@@ -51,6 +51,7 @@ from scanner.dialogue import (
 
 # The value types live in the shared model (the pure core reads them); they
 # are re-exported here for callers of the probe.
+from scanner.inventory.files import client_pair_problem
 from scanner.model import Observation, Phase, ProbeErrorKind, ProbeFailure
 from scanner.proxy import Proxy, connect_dialogue, parse_proxy
 from scanner.starttls import Starttls
@@ -163,8 +164,16 @@ class ClientContext:
         ctx.set_alpn_protos([p.encode("ascii") for p in ALPN_PROTOCOLS])
         ctx.set_ocsp_client_callback(_on_ocsp)
         if self.client_cert is not None:
-            ctx.use_certificate_chain_file(self.client_cert)
-            ctx.use_privatekey_file(self.client_key or self.client_cert)
+            # Checked first: OpenSSL's own errors for these files say little
+            # ("system lib"), and an encrypted key would prompt on the terminal.
+            problem = client_pair_problem(self.client_cert, self.client_key)
+            if problem is not None:
+                raise ValueError(problem)
+            try:
+                ctx.use_certificate_chain_file(self.client_cert)
+                ctx.use_privatekey_file(self.client_key or self.client_cert)
+            except SSL.Error as exc:
+                raise ValueError(f"OpenSSL refuses the client certificate or key: {exc}") from None
         if scts:
             # An empty signed_certificate_timestamp extension in the ClientHello
             # asks for the list; the server answers in the ServerHello (TLS 1.2)

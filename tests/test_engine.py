@@ -186,5 +186,8 @@ def test_a_client_certificate_that_cannot_be_loaded_is_that_endpoints_error(
     assert mtls.status is ResultStatus.ERROR
     failure = mtls.failure
     assert failure is not None and failure.kind.value == "os_error"
-    assert failure.detail.startswith("cannot use client_cert/client_key: [Errno 2] No such file")
+    assert failure.detail == (
+        "cannot use client_cert/client_key: cannot read the client certificate or key: "
+        "No such file or directory"
+    )
     assert plain.failure is not None and plain.failure.kind.value == "refused"

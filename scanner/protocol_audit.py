@@ -182,6 +182,8 @@ def _caa(
     endpoint: Endpoint, lookup: CaaLookup, leaf_der: bytes, identifiers: IdentifierTable
 ) -> tuple[list[Finding], CaaVerdict]:
     _, wildcard = caa_query_name(endpoint, leaf_der)
+    if endpoint.caa_identifiers:
+        identifiers = identifiers.with_declared(dict(endpoint.caa_identifiers))
     ids = identifiers.for_issuer(issuer_organization(leaf_der))
     verdict = judge_caa(lookup, wildcard=wildcard, issuer_identifiers=ids)
     found: list[Finding] = []

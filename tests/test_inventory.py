@@ -1614,3 +1614,38 @@ def test_bad_probing_options_are_reported(tmp_path: Path) -> None:
         f"inv.yaml:5:18: endpoints[0].client_cert: file 'missing.pem' not found "
         f"(looked for {tmp_path / 'missing.pem'})",
     ]
+
+
+def test_caa_identifiers_are_checked_where_they_are_written() -> None:
+    inventory = load_inventory_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            defaults: {caa: true, caa_identifiers: {"Example Corp CA": [CA.Example.NET.]}}
+            endpoints:
+              - host: a.example.com
+              - host: b.example.com
+                caa_identifiers: {"Other CA": [ca.other.test, pki.other.test]}
+            """
+        ),
+        "inv.yaml",
+    )
+    a, b = inventory.endpoints
+    assert a.caa_identifiers == (("Example Corp CA", ("ca.example.net",)),)
+    assert b.caa_identifiers == (("Other CA", ("ca.other.test", "pki.other.test")),)
+    assert problems(
+        """\
+        version: 1
+        endpoints:
+          - host: a.example.com
+            caa_identifiers: {"": [x.test], "A": [], "B": ["10.0.0.1", "https://ca.test/"], "C": x}
+        """
+    ) == [
+        "inv.yaml:4:23: endpoints[0].caa_identifiers.: the issuer organisation must not be empty",
+        "inv.yaml:4:42: endpoints[0].caa_identifiers.A: name at least one CAA issuer domain",
+        "inv.yaml:4:52: endpoints[0].caa_identifiers.B[0]: a CAA issuer domain is a domain "
+        "name, not '10.0.0.1'",
+        "inv.yaml:4:64: endpoints[0].caa_identifiers.B[1]: a CAA issuer domain must be a host "
+        "name or IP address, not a URL or path: 'https://ca.test/'",
+        "inv.yaml:4:90: endpoints[0].caa_identifiers.C: expected a list, got a string",
+    ]

@@ -222,10 +222,15 @@ def test_caa_through_the_scan_with_a_dns_server(tmp_path: Path) -> None:
     root = pki.root("ISRG Root X1")
     inter = pki.intermediate("R13", root)
     leaf = pki.leaf("www.other.test", inter, dns=("www.other.test", "www.nocaa.test"))
-    (tmp_path / "bundle.pem").write_bytes(root.pem)
+    private = PKI(NOW, org="Example Private CA")
+    private_root = private.root("Example Private Root")
+    private_leaf = private.leaf("www.private.test", private_root)
+    (tmp_path / "bundle.pem").write_bytes(root.pem + private_root.pem)
     zones = [
         'local-zone: "other.test." static',
         "local-data: 'other.test. 300 IN CAA 0 issue \"pki.goog\"'",
+        'local-zone: "private.test." static',
+        "local-data: 'private.test. 300 IN CAA 0 issue \"ca.example.test\"'",
         'local-zone: "nocaa.test." static',
         "local-data: 'www.nocaa.test. 300 IN A 192.0.2.9'",
     ]
@@ -233,14 +238,21 @@ def test_caa_through_the_scan_with_a_dns_server(tmp_path: Path) -> None:
     (tmp_path / "leaf.pem").write_bytes(leaf.pem)
     (tmp_path / "inter.pem").write_bytes(inter.pem)
     (tmp_path / "key.pem").write_bytes(leaf.key_pem())
+    (tmp_path / "private.pem").write_bytes(private_leaf.pem)
+    (tmp_path / "private.key").write_bytes(private_leaf.key_pem())
     port = free_port("127.90.60.8")
     command = [openssl, "s_server", "-quiet", "-www", "-accept", f"127.90.60.8:{port}",
                "-cert", str(tmp_path / "leaf.pem"), "-key", str(tmp_path / "key.pem"),
                "-cert_chain", str(tmp_path / "inter.pem")]  # fmt: skip
+    private_port = free_port("127.90.60.10")
+    private_server = [openssl, "s_server", "-quiet", "-www", "-accept",
+                      f"127.90.60.10:{private_port}", "-cert", str(tmp_path / "private.pem"),
+                      "-key", str(tmp_path / "private.key")]  # fmt: skip
     with (
         server_directory("e2e-caa") as directory,
         unbound(directory, "127.90.60.9", zones) as dns,
         running(command, host="127.90.60.8", port=port),
+        running(private_server, host="127.90.60.10", port=private_port),
     ):
         report, prom, _ = report_of(
             tmp_path,
@@ -251,6 +263,11 @@ def test_caa_through_the_scan_with_a_dns_server(tmp_path: Path) -> None:
               - {{name: other, host: 127.90.60.8, port: {port}, sni: www.other.test}}
               - {{name: nocaa, host: 127.90.60.8, port: {port}, sni: www.nocaa.test,
                   pins: ["{inter.pin}", "{root.pin}"]}}
+              - {{name: private-unknown, host: 127.90.60.10, port: {private_port},
+                  sni: www.private.test}}
+              - {{name: private-declared, host: 127.90.60.10, port: {private_port},
+                  sni: www.private.test,
+                  caa_identifiers: {{"Example Private CA": [ca.example.test]}}}}
             """,
             "--dns-server",
             f"127.90.60.9:{dns}",
@@ -263,6 +280,11 @@ def test_caa_through_the_scan_with_a_dns_server(tmp_path: Path) -> None:
     assert ("caa_missing", "info") in checks(entries["nocaa"])
     assert entries["nocaa"]["caa"]["outcome"] == "no_caa"
     assert 'pinaudit_caa_result{caa_outcome="not_authorized",endpoint="other"} 1.0' in prom
+    # A private CA: unknown to the bundled table, authorised once the inventory
+    # declares its identifier.
+    assert entries["private-unknown"]["caa"]["outcome"] == "issuer_unknown"
+    assert entries["private-declared"]["caa"]["outcome"] == "authorized"
+    assert not any(f["check"].startswith("caa_") for f in entries["private-declared"]["findings"])
     promtool_clean(prom)
 
 

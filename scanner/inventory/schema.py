@@ -96,6 +96,7 @@ _DEFAULT_KEYS = (
     "ocsp",
     "ct",
     "caa",
+    "caa_identifiers",
     "tls_min_version",
     "tls_version_severity",
 )
@@ -132,6 +133,7 @@ class _Effective:
     ocsp: bool = False
     ct: tuple[str, ...] = ()
     caa: bool = False
+    caa_identifiers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     tls_min_version: str = DEFAULT_MINIMUM
     tls_version_severity: Severity = Severity.WARNING
 
@@ -163,6 +165,7 @@ class _Layer:
     ocsp: bool | None = None
     ct: tuple[str, ...] | None = None
     caa: bool | None = None
+    caa_identifiers: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     tls_min_version: str | None = None
     tls_version_severity: Severity | None = None
 
@@ -184,6 +187,7 @@ class _Layer:
             ocsp=_first(self.ocsp, base.ocsp),
             ct=_first(self.ct, base.ct),
             caa=_first(self.caa, base.caa),
+            caa_identifiers=_first(self.caa_identifiers, base.caa_identifiers),
             tls_min_version=_first(self.tls_min_version, base.tls_min_version),
             tls_version_severity=_first(self.tls_version_severity, base.tls_version_severity),
         )
@@ -409,6 +413,7 @@ def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> End
         ocsp=s.ocsp,
         ct=s.ct,
         caa=s.caa,
+        caa_identifiers=s.caa_identifiers,
         tls_min_version=s.tls_min_version,
         tls_version_severity=s.tls_version_severity,
     )
@@ -512,6 +517,7 @@ class _Source(NodeReader):
             ocsp=read("ocsp", self.boolean),
             ct=read("ct", self.ct_policies),
             caa=read("caa", self.boolean),
+            caa_identifiers=read("caa_identifiers", self.caa_identifiers),
             tls_min_version=read("tls_min_version", self.tls_version),
             tls_version_severity=read("tls_version_severity", self.severity),
         )
@@ -639,6 +645,41 @@ class _Source(NodeReader):
         """A PEM file path relative to this file; it must exist."""
         found = self.file(node, path)
         return None if found is None else found[0]
+
+    def caa_identifiers(
+        self, node: Node, path: str
+    ) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+        """Issuer organisation → the domains its CAA records name (issuer-domain
+        of RFC 8659 §4.2), e.g. ``{"Example Corp Private CA": [ca.example.net]}``."""
+        entries = self.mapping(node, path)
+        if entries is None:
+            return None
+        declared: list[tuple[str, tuple[str, ...]]] = []
+        for entry in entries:
+            where = join(path, entry.key)
+            if not entry.key.strip():
+                self.report(entry.key_node, where, "the issuer organisation must not be empty")
+                continue
+            items = self.sequence(entry.value, where)
+            if items is None:
+                continue
+            if not items:
+                self.report(entry.value, where, "name at least one CAA issuer domain")
+                continue
+            names: list[str] = []
+            for index, item in enumerate(items):
+                text = self.string(item, f"{where}[{index}]")
+                if text is None:
+                    continue
+                problem = host_problem(text, "a CAA issuer domain")
+                if problem is not None or is_ip_address(text):
+                    message = problem or f"a CAA issuer domain is a domain name, not {text!r}"
+                    self.report(item, f"{where}[{index}]", message)
+                    continue
+                names.append(text.lower().rstrip("."))
+            if names:
+                declared.append((entry.key, tuple(names)))
+        return tuple(declared)
 
     def labels(self, node: Node, path: str) -> dict[str, str] | None:
         entries = self.mapping(node, path)

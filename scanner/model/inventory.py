@@ -56,6 +56,9 @@ class Endpoint:
     ocsp: bool = False  # ask for the OCSP staple and judge it
     ct: tuple[str, ...] = ()  # CT policies to judge a publicly trusted leaf by: chrome, apple
     caa: bool = False  # look up CAA and judge the leaf's issuer against it
+    # issuer organisation → its CAA identifiers, declared in the inventory (they
+    # take precedence over the bundled table): for a private or unlisted CA
+    caa_identifiers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     tls_min_version: str = "TLSv1.2"  # an older negotiated version is a finding
     tls_version_severity: Severity = Severity.WARNING
 

@@ -892,9 +892,11 @@ def test_the_rules_read_only_the_metric_contract() -> None:
     for path in (RULES, COMPAT_RULES):
         # what the contract has, and the constants / intermediate series the same
         # file records (never another exporter's series)
-        allowed = _contract() | ALLOWED_EXTRA_METRICS | {
-            name for name in recorded_names(path) if name.startswith("pinaudit:")
-        }
+        allowed = (
+            _contract()
+            | ALLOWED_EXTRA_METRICS
+            | {name for name in recorded_names(path) if name.startswith("pinaudit:")}
+        )
         for rule in all_rules(path):
             names = promql_metric_names(rule["expr"])
             assert names <= allowed, (rule.get("alert") or rule["record"], names - allowed)

@@ -519,26 +519,36 @@ def test_each_overlay_renders_to_valid_resources(overlay: str) -> None:
                 assert name in config_maps, (overlay, name)
 
 
-def test_the_state_component_adds_a_volume_to_the_cronjob(tmp_path: Path) -> None:
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    relative = os.path.relpath(K8S, overlay)
-    (overlay / "kustomization.yaml").write_text(
+@pytest.mark.parametrize("overlay", ["cronjob", "exporter"])
+def test_the_state_component_adds_a_volume_to_the_scan(overlay: str, tmp_path: Path) -> None:
+    """--state on a PersistentVolumeClaim, for the CronJob and for the exporter
+    (`scan --serve --state`: drift since the previous scan survives a new pod)."""
+    directory = tmp_path / "overlay"
+    directory.mkdir()
+    relative = os.path.relpath(K8S, directory)
+    (directory / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {relative}/cronjob\ncomponents:\n  - {relative}/components/state\n"
+        f"resources:\n  - {relative}/{overlay}\ncomponents:\n  - {relative}/components/state\n"
     )
-    docs = _render(overlay)
+    docs = _render(directory)
     for doc in docs:
-        _validate(doc, f"cronjob+state: {doc['kind']}")
-    (cronjob,) = (d for d in docs if d["kind"] == "CronJob")
-    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
-    assert "--state=/var/lib/pinaudit/state.json" in _container(template)["args"]
+        _validate(doc, f"{overlay}+state: {doc['kind']}")
+    (workload,) = (d for d in docs if d["kind"] in ("CronJob", "Deployment"))
+    spec = workload["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    )
+    args = _container(template)["args"]
+    assert args.count("--state=/var/lib/pinaudit/state.json") == 1
     mounts = {m["mountPath"]: m["name"] for m in _container(template)["volumeMounts"]}
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert volumes[mounts["/var/lib/pinaudit"]]["persistentVolumeClaim"] == {
         "claimName": "pinaudit-state"
     }
-    assert any(d["kind"] == "PersistentVolumeClaim" for d in docs)
+    (claim,) = (d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    if overlay == "exporter":  # one writer: a single replica, never two pods at once
+        assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
 
 
 # --- the container image --------------------------------------------------------------

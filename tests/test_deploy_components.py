@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from test_deploy import (
     DASHBOARD,
@@ -27,6 +28,8 @@ from test_deploy import (
     _validate,
     kustomize_build,
 )
+
+pytestmark = pytest.mark.peers
 
 EXAMPLE = K8S / "examples" / "kube-prometheus-stack"
 SETTINGS = yaml.safe_load((EXAMPLE / "pinaudit-monitoring.yaml").read_text())

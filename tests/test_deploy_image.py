@@ -37,6 +37,8 @@ from test_deploy import DOCKERFILE, ROOT, _container, _one
 from scanner.fleet.scenarios import build_fleet
 from scanner.fleet.server import FleetProcess, write_config
 
+pytestmark = pytest.mark.peers
+
 SUITE = "bookworm"  # Debian 12: Python 3.11, as the default python:3.11-slim-bookworm
 MIRRORS = (
     f"deb http://deb.debian.org/debian {SUITE} main",

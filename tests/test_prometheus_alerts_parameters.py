@@ -23,6 +23,8 @@ import yaml
 from peers import require_program
 from test_deploy import K8S, RULES, _load_all, _render, _validate
 
+pytestmark = pytest.mark.peers
+
 SCRIPT = RULES.parent / "render-rules.py"
 SETTINGS_EXAMPLE = K8S / "examples" / "kube-prometheus-stack" / "pinaudit-monitoring.yaml"
 

@@ -56,11 +56,14 @@ SHELL: dict[str, frozenset[str]] = {
     "scanner.probe": frozenset({"trio", "ssl", "socket"}),
     "scanner.engine": frozenset({"trio", "ssl", "signal", "threading", "resource"}),
     "scanner.plan": frozenset(),
-    "scanner.serve": frozenset({"trio", "signal"}),
+    "scanner.serve": frozenset({"trio", "signal", "time", "resource", "prometheus_client"}),
     "scanner.logs": frozenset(),
-    "scanner.exporters.prometheus": frozenset({"prometheus_client", "urllib", "time"}),
+    "scanner.exporters.prometheus": frozenset(
+        {"prometheus_client", "urllib", "time", "os", "platform"}
+    ),
     "scanner.exporters.web": frozenset(
-        {"prometheus_client", "http", "socket", "ssl", "threading", "bcrypt", "urllib"}
+        {"prometheus_client", "h11", "trio", "socket", "ssl", "threading", "time", "os"}
+        | {"bcrypt", "urllib"}
     ),
     "scanner.exporters.table": frozenset({"rich"}),
     "scanner.fleet.server": frozenset(

@@ -21,6 +21,7 @@ SLOW_MODULES = frozenset(
         "test_deploy_image.py",
         "test_docs_examples.py",
         "test_exporter.py",
+        "test_exporter_lifecycle.py",
         "test_faults.py",
         "test_fuzz.py",
         "test_inventory_props.py",

@@ -400,6 +400,14 @@ def test_the_exporter_deployment_serves_what_the_service_selects() -> None:
     assert (port["name"], port["containerPort"]) == ("metrics", 9918)
     (service_port,) = service["spec"]["ports"]
     assert service_port["targetPort"] == "metrics"
+    from scanner.exporters.web import HEALTH_PATHS
+
+    # the lifecycle endpoints, which need no basic auth (a probe cannot send it)
+    paths = {
+        probe: container[probe]["httpGet"]["path"] for probe in ("readinessProbe", "livenessProbe")
+    }
+    assert paths == {"readinessProbe": "/-/ready", "livenessProbe": "/-/healthy"}
+    assert set(paths.values()) <= set(HEALTH_PATHS)
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == "metrics"
 

@@ -225,10 +225,9 @@ def test_the_web_config_component_mounts_the_secret_and_scrapes_over_https(
     for name in ("web-config", "tls"):
         assert mounts[name]["readOnly"] is True
         assert not mounts[name]["mountPath"].startswith("/etc/pinaudit/")  # not in the ConfigMap
-    # the kubelet cannot send the password: probes check the port
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["tcpSocket"] == {"port": "metrics"}
-        assert "httpGet" not in container[probe]
+    # the lifecycle paths need no password: the probes keep them, over HTTPS
+    for probe, path in (("readinessProbe", "/-/ready"), ("livenessProbe", "/-/healthy")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics", "scheme": "HTTPS"}
 
     (endpoint,) = _by(docs, "ServiceMonitor", "pinaudit-exporter")["spec"]["endpoints"]
     assert endpoint["scheme"] == "https"

@@ -49,6 +49,7 @@ MIRRORS = (
 BASE_PACKAGES = ("python3", "python3-pip", "ca-certificates", "passwd")
 BASE_IMAGE = "localhost/pinaudit-test-base:" + SUITE
 IMAGE = "localhost/pinaudit:test"
+REVISION = "0123456789abcdef"  # as `--build-arg REVISION=$(git rev-parse HEAD)` would
 BUILD_SECONDS = 1500  # each step's bound: a stuck download fails instead of hanging CI
 
 
@@ -150,6 +151,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
                 str(DOCKERFILE),
                 "--build-arg",
                 f"PYTHON_IMAGE={BASE_IMAGE}",
+                "--build-arg",
+                f"REVISION={REVISION}",
                 "--tag",
                 IMAGE,
                 str(ROOT),
@@ -329,6 +332,7 @@ def test_scan_and_the_exporter_run_from_the_image_as_its_user_on_a_read_only_roo
     assert process.returncode == 0, err
     assert 'pinaudit_pin_match{endpoint="rotated-1",env="fleet",scenario="rotated"} 0.0' in scrape
     assert 'pinaudit_pin_match{endpoint="healthy-0",env="fleet",scenario="healthy"} 1.0' in scrape
+    assert f'revision="{REVISION}"' in scrape  # pinaudit_build_info: the image's revision
     logged = [json.loads(line) for line in err.splitlines()]
     assert [entry["msg"] for entry in logged][-1] == "exporter stopped"
     assert "scan finished" in {entry["msg"] for entry in logged}

@@ -55,6 +55,7 @@ from scanner.results import ResultStatus
 from scanner.settings import ScanSettings
 from scanner.state import EndpointState, advance, load_state, save_state
 from scanner.status import ExitStatus
+from scanner.targets import Prober, load_probe_config
 
 __all__ = ["HEARTBEAT_SECONDS", "UNRESPONSIVE_SECONDS", "Exporter", "run_exporter"]
 
@@ -304,6 +305,11 @@ def run_exporter(settings: ScanSettings, stderr: TextIO) -> ExitStatus:
     exporter_settings = settings.exporter
     assert exporter_settings is not None
     web = load_web_config(exporter_settings.web_config) if exporter_settings.web_config else None
+    probes = (
+        load_probe_config(exporter_settings.probe_config)
+        if exporter_settings.probe_config
+        else None
+    )
     loaded = load_plan(settings)
     limits = http_limits(loaded.options.concurrency)
     log = configure(stderr, exporter_settings.log_format.value, exporter_settings.log_level.value)
@@ -319,6 +325,7 @@ def run_exporter(settings: ScanSettings, stderr: TextIO) -> ExitStatus:
         lifecycle=exporter,
         live=live_collectors(),
         limits=limits,
+        prober=Prober(probes) if probes is not None else None,
     )
     host, port = server.address
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -335,6 +342,7 @@ def run_exporter(settings: ScanSettings, stderr: TextIO) -> ExitStatus:
                 "endpoints": len(loaded.endpoints),
                 "interval_seconds": exporter_settings.interval,
                 "max_connections": limits.max_connections,
+                "probe_modules": sorted(probes.modules) if probes is not None else [],
                 "version": build.version,
                 "revision": build.revision,
             }

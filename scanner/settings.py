@@ -157,6 +157,7 @@ class ExporterSettings:
     web_config: str | None = None
     log_format: LogFormat = LogFormat.AUTO
     log_level: LogLevel = LogLevel.INFO
+    probe_config: str | None = None  # --probe.config: /probe modules and allow-list
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ SHELL: dict[str, frozenset[str]] = {
     "scanner.probe": frozenset({"trio", "ssl", "socket"}),
     "scanner.engine": frozenset({"trio", "ssl", "signal", "threading", "resource"}),
     "scanner.plan": frozenset(),
+    "scanner.targets": frozenset({"trio", "prometheus_client"}),
     "scanner.serve": frozenset({"trio", "signal", "time", "resource", "prometheus_client"}),
     "scanner.logs": frozenset(),
     "scanner.exporters.prometheus": frozenset(
@@ -87,7 +88,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scanner.inventory", "scanner.preflight", "scanner.results"),
     ("scanner.probe", "scanner.state", "scanner.exporters", "scanner.fleet", "scanner.logs"),
     ("scanner.engine",),
-    ("scanner.plan", "scanner.serve"),
+    ("scanner.plan", "scanner.targets", "scanner.serve"),
     ("scanner.cli", "scanner.__main__"),
 )
 

@@ -206,6 +206,14 @@ def _add_prometheus_arguments(p: Parser) -> None:
         "text (default auto: text on a terminal, JSON otherwise)",
     )
     serve.add_argument(
+        "--probe-config",
+        "--probe.config",
+        dest="probe_config",
+        metavar="FILE",
+        help="serve /probe?target=HOST:PORT&module=NAME too (Prometheus chooses the targets): "
+        "the modules and the allow-list of hosts and networks it may reach",
+    )
+    serve.add_argument(
         "--log-level",
         "--log.level",
         dest="log_level",
@@ -231,6 +239,7 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
         ("--web-config", args.web_config),
         ("--log-format", args.log_format),
         ("--log-level", args.log_level),
+        ("--probe-config", args.probe_config),
     )
     exporter = None
     if args.serve is None:
@@ -261,6 +270,7 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
             web_config=args.web_config,
             log_format=LogFormat(args.log_format or LogFormat.AUTO.value),
             log_level=LogLevel(args.log_level or LogLevel.INFO.value),
+            probe_config=args.probe_config,
         )
     for flag, path in (
         ("--output", args.output),

@@ -45,7 +45,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,6 +83,7 @@ _AUTH_CACHE_SIZE = 1024
 HEALTH_PATHS = ("/-/healthy", "/-/ready")
 RELOAD_PATH = "/-/reload"
 RELOAD_TIMEOUT_SECONDS = 120.0  # the scan loop applies a reload between its own steps
+PROBE_TIMEOUT_SECONDS = 120.0  # a hard stop above the module's own timeout
 TLS_CHECK_SECONDS = 1.0  # the certificate files are stat()ed at most this often
 
 log = logging.getLogger("pinaudit.web")
@@ -94,6 +95,8 @@ __all__ = [
     "Lifecycle",
     "Limits",
     "MetricsServer",
+    "Prober",
+    "Response",
     "TlsFiles",
     "TlsReloader",
     "WebConfig",
@@ -382,6 +385,16 @@ class Lifecycle(Protocol):
     def reload(self) -> tuple[bool, str]: ...
 
 
+class Prober(Protocol):
+    """Answers ``/probe?target=…&module=…`` (blackbox_exporter's multi-target
+    pattern) on the HTTP side's loop; `scrape_timeout` is Prometheus'
+    X-Prometheus-Scrape-Timeout-Seconds when it sent one."""
+
+    async def probe(
+        self, params: Mapping[str, Sequence[str]], scrape_timeout: float | None
+    ) -> Response: ...
+
+
 class AlwaysUp:
     """The lifecycle of a server without a scan loop (tests, embedding)."""
 
@@ -508,6 +521,7 @@ class MetricsServer:
         *,
         lifecycle: Lifecycle | None = None,
         live: CollectorRegistry | None = None,
+        prober: Prober | None = None,
         limits: Limits = Limits(),
     ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -524,6 +538,7 @@ class MetricsServer:
         self._sock = sock
         self._bodies = _MetricsBodies(collector, live)
         self._lifecycle: Lifecycle = lifecycle if lifecycle is not None else AlwaysUp()
+        self._prober = prober
         self._limits = limits
         self._tls = (
             TlsReloader(web.tls, web.source) if web is not None and web.tls is not None else None
@@ -755,6 +770,16 @@ class MetricsServer:
             )
             extra = (("Content-Encoding", "gzip"),) if compressed else ()
             return Response(200, data, content_type, extra)
+        if path == "/probe":
+            if self._prober is None:
+                return Response.text(404, "no probe modules: start with --probe.config FILE\n")
+            try:
+                timeout: float | None = float(headers["x-prometheus-scrape-timeout-seconds"])
+            except (KeyError, ValueError):
+                timeout = None
+            with trio.move_on_after(PROBE_TIMEOUT_SECONDS):
+                return await self._prober.probe(parse_qs(parts.query), timeout)
+            return Response.text(504, "the probe did not finish in time\n")
         if path == "/":
             page = _PAGE.format(version=html.escape(__version__))
             return Response(200, page.encode(), "text/html; charset=utf-8")

@@ -22,6 +22,7 @@ SLOW_MODULES = frozenset(
         "test_docs_examples.py",
         "test_exporter.py",
         "test_exporter_lifecycle.py",
+        "test_exporter_probe.py",
         "test_faults.py",
         "test_fuzz.py",
         "test_inventory_props.py",

@@ -64,7 +64,7 @@ from scanner.settings import ExporterSettings, ScanSettings
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc)
 WAIT = 60.0
-BASE = 81  # 127.81.x.y: this module's fleet addresses
+BASE = 80  # 127.80.x.y: the deploy helper's loopback block
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ __all__ = [
     "FailOn",
     "JobExportSettings",
     "LogFormat",
+    "LogLevel",
     "PushSettings",
     "ReportFormat",
     "ReportSettings",
@@ -59,7 +60,15 @@ class FailOn(str, enum.Enum):
 class LogFormat(str, enum.Enum):
     AUTO = "auto"  # text on a terminal, JSON otherwise
     JSON = "json"
+    LOGFMT = "logfmt"  # as Prometheus and its exporters write it
     TEXT = "text"
+
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,8 @@ class ExporterSettings:
     retention: timedelta = DEFAULT_RETENTION
     web_config: str | None = None
     log_format: LogFormat = LogFormat.AUTO
+    log_level: LogLevel = LogLevel.INFO
+    probe_config: str | None = None  # --probe.config: /probe modules and allow-list
 
 
 @dataclass(frozen=True)

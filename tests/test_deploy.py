@@ -65,6 +65,9 @@ REQUIRED_ALERTS = {
     "PinauditScanStale",
     "PinauditShardMissing",
     "PinauditRotationNotReady",
+    # issue 16: an exporter whose scrape fails, addresses serving different chains
+    "PinauditExporterDown",
+    "PinauditChainDivergence",
 }
 # Concrete values for Grafana's variables, to parse the dashboard's queries.
 GRAFANA_VARIABLES = {
@@ -173,7 +176,14 @@ def check_crd_shape(doc: dict[str, Any], where: str) -> None:
                 "scrapeTimeout",
                 "honorLabels",
                 "scheme",
+                "tlsConfig",
+                "basicAuth",
             }, where
+            if "basicAuth" in endpoint:  # SecretKeySelectors in the monitor's namespace
+                for key in ("username", "password"):
+                    assert set(endpoint["basicAuth"][key]) == {"name", "key"}, where
+            if "tlsConfig" in endpoint:
+                assert set(endpoint["tlsConfig"]) <= {"ca", "serverName", "cert", "keySecret"}
             assert isinstance(endpoint["port"], str), where  # a named Service port
             for key in ("interval", "scrapeTimeout"):
                 if key in endpoint:
@@ -200,14 +210,26 @@ def test_the_prometheus_operator_resources_select_the_exporter() -> None:
     assert all(e["honorLabels"] is True for e in gateway["spec"]["endpoints"])
 
 
-def prometheus_rule_manifest() -> str:
-    """deploy/kubernetes/prometheus-operator/prometheusrule.yaml, from the rules file."""
-    groups = yaml.safe_load(RULES.read_text())["groups"]
+# Files generated from others (Kustomize reads nothing outside a kustomization's
+# directory): (generated, source, PrometheusRule name or None for a plain copy).
+COMPAT_RULES = DEPLOY / "prometheus" / "pinaudit-compat-rules.yml"
+COMPAT_PROMETHEUS_RULE = K8S / "components" / "blackbox-compat" / "prometheusrule.yaml"
+DASHBOARD_COPY = K8S / "components" / "grafana-dashboard" / "pinaudit.json"
+GENERATED = (
+    (PROMETHEUS_RULE, RULES, "pinaudit"),
+    (COMPAT_PROMETHEUS_RULE, COMPAT_RULES, "pinaudit-compat"),
+    (DASHBOARD_COPY, DASHBOARD, None),
+)
+
+
+def prometheus_rule_manifest(rules: Path = RULES, name: str = "pinaudit") -> str:
+    """A PrometheusRule holding the groups of a rules file, as committed."""
+    groups = yaml.safe_load(rules.read_text())["groups"]
     doc = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": {
-            "name": "pinaudit",
+            "name": name,
             "labels": {
                 "app.kubernetes.io/name": "pinaudit",
                 "app.kubernetes.io/part-of": "pinaudit",
@@ -224,19 +246,32 @@ def prometheus_rule_manifest() -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     Dumper.add_representer(str, text)
+    source = rules.relative_to(ROOT).as_posix()
     header = (
-        "# Generated from deploy/prometheus/pinaudit-rules.yml by `python tests/test_deploy.py`;\n"
+        f"# Generated from {source} by `python tests/test_deploy.py`;\n"
         "# edit the rules file, not this one (tests/test_deploy.py checks they are equal).\n"
     )
     return header + yaml.dump(doc, Dumper=Dumper, sort_keys=False, width=100, allow_unicode=True)
 
 
-def test_the_prometheus_rule_resource_holds_exactly_the_rules_file() -> None:
-    rule = _one("prometheus-operator/prometheusrule.yaml")
-    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"], (
+def generated_text(source: Path, name: str | None) -> str:
+    return source.read_text() if name is None else prometheus_rule_manifest(source, name)
+
+
+@pytest.mark.parametrize(
+    ("generated", "source", "name"), GENERATED, ids=lambda v: getattr(v, "name", v)
+)
+def test_generated_files_hold_exactly_their_source(
+    generated: Path, source: Path, name: str | None
+) -> None:
+    if name is not None:
+        (rule,) = _load_all(generated)
+        assert rule["spec"]["groups"] == yaml.safe_load(source.read_text())["groups"], (
+            "regenerate it: python tests/test_deploy.py"
+        )
+    assert generated.read_text() == generated_text(source, name), (
         "regenerate it: python tests/test_deploy.py"
     )
-    assert PROMETHEUS_RULE.read_text() == prometheus_rule_manifest()
 
 
 # --- Kubernetes: what the manifests must say ------------------------------------------
@@ -365,6 +400,14 @@ def test_the_exporter_deployment_serves_what_the_service_selects() -> None:
     assert (port["name"], port["containerPort"]) == ("metrics", 9918)
     (service_port,) = service["spec"]["ports"]
     assert service_port["targetPort"] == "metrics"
+    from scanner.exporters.web import HEALTH_PATHS
+
+    # the lifecycle endpoints, which need no basic auth (a probe cannot send it)
+    paths = {
+        probe: container[probe]["httpGet"]["path"] for probe in ("readinessProbe", "livenessProbe")
+    }
+    assert paths == {"readinessProbe": "/-/ready", "livenessProbe": "/-/healthy"}
+    assert set(paths.values()) <= set(HEALTH_PATHS)
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == "metrics"
 
@@ -389,7 +432,13 @@ def test_every_kustomization_refers_to_files_that_exist() -> None:
         "sharded",
         "exporter",
         "components/state",
+        "components/alerting",
+        "components/blackbox-compat",
+        "components/grafana-dashboard",
+        "components/kube-prometheus-stack",
+        "components/web-config",
         "prometheus-operator",
+        "examples/kube-prometheus-stack",
     }
     referenced: set[Path] = set()
     for path in _kustomizations():
@@ -418,11 +467,11 @@ def test_every_kustomization_refers_to_files_that_exist() -> None:
 
 
 def _kustomize() -> list[str] | None:
-    """A kustomize that knows components and `labels:` (v4 or later): the
-    standalone binary, or the one inside kubectl. Debian packages neither in a
-    recent enough version (kubernetes-client 1.20 embeds kustomize 2.0.3), so
-    this is not a required peer: without one the overlays are checked file by
-    file only (the other tests)."""
+    """A kustomize that knows components, `labels:` and replacements with
+    wildcards and delimiters (v5 or later): the standalone binary, or the one
+    inside kubectl. Debian's kubernetes-client (1.20) embeds kustomize 2.0.3,
+    too old; the machines this project runs on ship a kubectl 1.32 with
+    kustomize v5.5, so under PINAUDIT_REQUIRE_PEERS=1 a missing one fails."""
     standalone = shutil.which("kustomize")
     if standalone:
         return [standalone, "build"]
@@ -432,18 +481,27 @@ def _kustomize() -> list[str] | None:
             [kubectl, "version", "--client"], capture_output=True, text=True, check=False
         ).stdout
         match = re.search(r"Kustomize Version: v(\d+)", shown)
-        if match and int(match.group(1)) >= 4:
+        if match and int(match.group(1)) >= 5:
             return [kubectl, "kustomize"]
     return None
 
 
-def _render(target: Path) -> list[dict[str, Any]]:
+def kustomize_build(target: Path) -> subprocess.CompletedProcess[str]:
+    from peers import REQUIRE_PEERS_ENV, peers_required
+
     command = _kustomize()
     if command is None:
-        pytest.skip("no kustomize v4+ (standalone or in kubectl); Debian packages none")
-    done = subprocess.run(
+        message = "no kustomize v5+ (standalone or in kubectl); Debian packages none"
+        if peers_required():
+            pytest.fail(f"{message}; {REQUIRE_PEERS_ENV}=1 requires it")
+        pytest.skip(message)
+    return subprocess.run(
         [*command, str(target)], capture_output=True, text=True, check=False, timeout=120
     )
+
+
+def _render(target: Path) -> list[dict[str, Any]]:
+    done = kustomize_build(target)
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
@@ -469,26 +527,36 @@ def test_each_overlay_renders_to_valid_resources(overlay: str) -> None:
                 assert name in config_maps, (overlay, name)
 
 
-def test_the_state_component_adds_a_volume_to_the_cronjob(tmp_path: Path) -> None:
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    relative = os.path.relpath(K8S, overlay)
-    (overlay / "kustomization.yaml").write_text(
+@pytest.mark.parametrize("overlay", ["cronjob", "exporter"])
+def test_the_state_component_adds_a_volume_to_the_scan(overlay: str, tmp_path: Path) -> None:
+    """--state on a PersistentVolumeClaim, for the CronJob and for the exporter
+    (`scan --serve --state`: drift since the previous scan survives a new pod)."""
+    directory = tmp_path / "overlay"
+    directory.mkdir()
+    relative = os.path.relpath(K8S, directory)
+    (directory / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {relative}/cronjob\ncomponents:\n  - {relative}/components/state\n"
+        f"resources:\n  - {relative}/{overlay}\ncomponents:\n  - {relative}/components/state\n"
     )
-    docs = _render(overlay)
+    docs = _render(directory)
     for doc in docs:
-        _validate(doc, f"cronjob+state: {doc['kind']}")
-    (cronjob,) = (d for d in docs if d["kind"] == "CronJob")
-    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
-    assert "--state=/var/lib/pinaudit/state.json" in _container(template)["args"]
+        _validate(doc, f"{overlay}+state: {doc['kind']}")
+    (workload,) = (d for d in docs if d["kind"] in ("CronJob", "Deployment"))
+    spec = workload["spec"]
+    template = (
+        spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    )
+    args = _container(template)["args"]
+    assert args.count("--state=/var/lib/pinaudit/state.json") == 1
     mounts = {m["mountPath"]: m["name"] for m in _container(template)["volumeMounts"]}
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert volumes[mounts["/var/lib/pinaudit"]]["persistentVolumeClaim"] == {
         "claimName": "pinaudit-state"
     }
-    assert any(d["kind"] == "PersistentVolumeClaim" for d in docs)
+    (claim,) = (d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    if overlay == "exporter":  # one writer: a single replica, never two pods at once
+        assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
 
 
 # --- the container image --------------------------------------------------------------
@@ -729,21 +797,28 @@ wait $exporter
 # --- Prometheus rules -------------------------------------------------------------------
 
 
+def all_rules(path: Path = RULES) -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+
+
 def alert_rules() -> list[dict[str, Any]]:
-    return [
-        rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
-    ]
+    return [rule for rule in all_rules() if "alert" in rule]
+
+
+def recorded_names(path: Path = RULES) -> set[str]:
+    return {rule["record"] for rule in all_rules(path) if "record" in rule}
 
 
 def test_promtool_checks_the_rules() -> None:
     from peers import require_program
 
     promtool = require_program("promtool")
-    done = subprocess.run(
-        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"SUCCESS: {len(alert_rules())} rules found" in done.stdout
+    for path in (RULES, COMPAT_RULES):
+        done = subprocess.run(
+            [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"SUCCESS: {len(all_rules(path))} rules found" in done.stdout
 
 
 def test_promtool_unit_tests_of_the_rules_pass() -> None:
@@ -765,16 +840,24 @@ def test_promtool_unit_tests_of_the_rules_pass() -> None:
 def test_every_alert_is_tested_firing_and_silent() -> None:
     fires: set[str] = set()
     silent: set[str] = set()
+    recorded: set[str] = set()
     for path in RULE_TESTS:
         doc = yaml.safe_load(path.read_text())
-        assert doc["rule_files"] == ["../pinaudit-rules.yml"], path
+        assert doc["rule_files"] in (["../pinaudit-rules.yml"], ["../pinaudit-compat-rules.yml"])
         for test in doc["tests"]:
+            for case in test.get("promql_expr_test", []):
+                if case.get("exp_samples"):
+                    recorded |= set(re.findall(r"[a-z_:]+", case["expr"]))
             for case in test.get("alert_rule_test", []):
                 (fires if case.get("exp_alerts") else silent).add(case["alertname"])
     names = {rule["alert"] for rule in alert_rules()}
     assert names >= REQUIRED_ALERTS
     assert fires == names, f"never seen firing: {names - fires}"
     assert silent == names, f"never seen silent: {names - silent}"
+    # every recording rule (the parameters, the blackbox / ssl_exporter series)
+    # is queried with expected samples
+    records = recorded_names() | recorded_names(COMPAT_RULES)
+    assert records - recorded <= {"pinaudit:cert_not_after_timestamp_seconds:named"}
 
 
 def test_every_alert_has_severity_summary_description_and_a_runbook_section() -> None:
@@ -823,12 +906,19 @@ def test_the_metric_name_reader_itself() -> None:
 
 
 def test_the_rules_read_only_the_metric_contract() -> None:
-    allowed = _contract() | ALLOWED_EXTRA_METRICS
     used: set[str] = set()
-    for rule in alert_rules():
-        names = promql_metric_names(rule["expr"])
-        assert names <= allowed, (rule["alert"], names - allowed)
-        used |= names
+    for path in (RULES, COMPAT_RULES):
+        # what the contract has, and the constants / intermediate series the same
+        # file records (never another exporter's series)
+        allowed = (
+            _contract()
+            | ALLOWED_EXTRA_METRICS
+            | {name for name in recorded_names(path) if name.startswith("pinaudit:")}
+        )
+        for rule in all_rules(path):
+            names = promql_metric_names(rule["expr"])
+            assert names <= allowed, (rule.get("alert") or rule["record"], names - allowed)
+            used |= names
     assert "push_time_seconds" not in used or "push_time_seconds" in ALLOWED_EXTRA_METRICS
 
 
@@ -988,10 +1078,24 @@ def test_the_docs_explain_deploying_sharding_and_the_alerts() -> None:
         "honor_labels",
     ):
         assert needle in section, needle
+
+
+def test_docs_deploy_lists_every_alert_and_parameter() -> None:
+    """docs/deploy.md (linked from the README's Deploying section) has the alert
+    table and the parameters of the rules and of the Kustomize components."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
     for rule in alert_rules():
-        assert f"`{rule['alert']}`" in section, rule["alert"]
+        assert f"| `{rule['alert']}` |" in text, rule["alert"]
+    settings = _one("examples/kube-prometheus-stack/pinaudit-monitoring.yaml")["data"]
+    for key in settings:
+        assert f"`{key}`" in text, key
+    for name in recorded_names():
+        assert f"`{name}`" in text, name
+    for component in (K8S / "components").iterdir():
+        assert f"components/{component.name}" in text, component.name
 
 
 if __name__ == "__main__":
-    PROMETHEUS_RULE.write_text(prometheus_rule_manifest())
-    print(f"wrote {PROMETHEUS_RULE.relative_to(ROOT)}")
+    for generated, source, name in GENERATED:
+        generated.write_text(generated_text(source, name))
+        print(f"wrote {generated.relative_to(ROOT)}")

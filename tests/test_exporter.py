@@ -136,10 +136,12 @@ def one_scan(samples: Samples, endpoints: set[str]) -> float | None:
     new one, the scan metrics still from the old, or the reverse) fails."""
     scanned_at = scan_timestamp(samples)
     if scanned_at is None:  # before the first scan: nothing per endpoint yet
-        assert set(samples) == {
+        assert {name for name in samples if name.startswith("pinaudit_")} == {
             "pinaudit_build_info",
             "pinaudit_inventory_reload_success",
             "pinaudit_inventory_reload_timestamp_seconds",
+            "pinaudit_config_last_reload_successful",
+            "pinaudit_config_last_reload_success_timestamp_seconds",
         }
         return None
     up = {labels["endpoint"]: value for labels, value in samples["pinaudit_endpoint_up"]}
@@ -292,7 +294,7 @@ def test_bad_exporter_settings_exit_2_before_serving(
     _, inventory = fleet_dir
     hashed = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=4)).decode()
     configs = {
-        "unknown.yml": "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n",
+        "unknown.yml": "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n",
         "nohash.yml": "basic_auth_users:\n  prometheus: plaintext\n",
         "nokey.yml": "tls_server_config:\n  cert_file: a.crt\n",
         "missing.yml": "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n",
@@ -304,7 +306,7 @@ def test_bad_exporter_settings_exit_2_before_serving(
     busy = free_port()
     serve = ("-i", str(inventory), "--serve")
     cases = [
-        ((*serve, "127.0.0.1:0", "--web-config", str(tmp_path / "unknown.yml")), "'min_version'"),
+        ((*serve, "127.0.0.1:0", "--web-config", str(tmp_path / "unknown.yml")), "'cipher_suites'"),
         ((*serve, "127.0.0.1:0", "--web-config", str(tmp_path / "nohash.yml")), "bcrypt hash"),
         ((*serve, "127.0.0.1:0", "--web-config", str(tmp_path / "nokey.yml")), "key_file is req"),
         ((*serve, "127.0.0.1:0", "--web-config", str(tmp_path / "missing.yml")), "cannot load"),

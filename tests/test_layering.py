@@ -59,11 +59,15 @@ SHELL: dict[str, frozenset[str]] = {
     "scanner.engine": frozenset({"trio", "ssl", "signal", "threading", "resource"}),
     "scanner.plan": frozenset(),
     "scanner.api": frozenset({"trio", "threading", "asyncio"}),
-    "scanner.serve": frozenset({"trio", "signal"}),
+    "scanner.targets": frozenset({"trio", "prometheus_client"}),
+    "scanner.serve": frozenset({"trio", "signal", "time", "resource", "prometheus_client"}),
     "scanner.logs": frozenset(),
-    "scanner.exporters.prometheus": frozenset({"prometheus_client", "urllib", "time"}),
+    "scanner.exporters.prometheus": frozenset(
+        {"prometheus_client", "urllib", "time", "os", "platform"}
+    ),
     "scanner.exporters.web": frozenset(
-        {"prometheus_client", "http", "socket", "ssl", "threading", "bcrypt", "urllib"}
+        {"prometheus_client", "h11", "trio", "socket", "ssl", "threading", "time", "os"}
+        | {"bcrypt", "urllib"}
     ),
     "scanner.exporters.table": frozenset({"rich"}),
     "scanner.fleet.server": frozenset(
@@ -103,7 +107,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scanner.inventory", "scanner.preflight", "scanner.results"),
     ("scanner.probe", "scanner.state", "scanner.exporters", "scanner.fleet", "scanner.logs"),
     ("scanner.engine",),
-    ("scanner.plan", "scanner.serve", "scanner.api"),
+    ("scanner.plan", "scanner.targets", "scanner.serve", "scanner.api"),
     ("scanner.cli", "scanner.__main__"),
 )
 

@@ -1,8 +1,10 @@
 """The shipped alert rules on a real Prometheus (the distribution's package),
 started on loopback: it scrapes `scan --serve` scanning the simulated fleet
-and evaluates deploy/prometheus/pinaudit-rules.yml as shipped. Checked through
-Prometheus' HTTP API: every rule evaluates without error, and the pin-drift
-alert is active for exactly the drifted endpoint."""
+and evaluates deploy/prometheus/pinaudit-rules.yml as shipped, beside the
+blackbox / ssl_exporter compatibility rules. Checked through Prometheus' HTTP
+API: every rule evaluates without error, the pin-drift alert is active for
+exactly the drifted endpoint, and the compatibility series carry the fleet's
+real verdicts and certificates."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from scanner.fleet.server import FleetProcess, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "pinaudit-rules.yml"
+COMPAT_RULES = ROOT / "deploy" / "prometheus" / "pinaudit-compat-rules.yml"
 NOW = datetime.now(timezone.utc)
 WAIT_SECONDS = 90.0
 # rotated: the leaf has a new key nobody pinned (drift, chain valid);
@@ -81,7 +84,7 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
     exporter_port, prometheus_port = free_port(), free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
+        "rule_files": [str(RULES), str(COMPAT_RULES)],
         "scrape_configs": [
             {
                 "job_name": "pinaudit-exporter",
@@ -118,7 +121,13 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
             groups = _api(base, "rules")["groups"]
             rules = [rule for group in groups for rule in group["rules"]]
             active = _active(base)
-            if seen >= 4 and "PinauditPinDrift" in active and "PinauditChainInvalid" in active:
+            compat = _api(base, "query", query="probe_success")["result"]
+            if (
+                seen >= 4
+                and "PinauditPinDrift" in active
+                and "PinauditChainInvalid" in active
+                and len(compat) == len(fleet.endpoints)
+            ):
                 break
             assert time.monotonic() < deadline, f"alerts after {WAIT_SECONDS}s: {active}"
             time.sleep(0.5)
@@ -126,13 +135,29 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
         active = _active(base)
         groups = _api(base, "rules")["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
+        probe_success = {
+            s["metric"]["instance"]: s["value"][1]
+            for s in _api(base, "query", query="probe_success")["result"]
+        }
+        leaf_cn = {
+            s["metric"]["instance"]: s["metric"].get("cn")
+            for s in _api(base, "query", query='ssl_cert_not_after{position="0"}')["result"]
+        }
+        expiry = {
+            s["metric"]["endpoint"]: s["value"][1]
+            for s in _api(base, "query", query="pinaudit_chain_expiry_timestamp_seconds")["result"]
+        }
+        earliest = {
+            s["metric"]["instance"]: s["value"][1]
+            for s in _api(base, "query", query="probe_ssl_earliest_cert_expiry")["result"]
+        }
 
-    shipped = [
-        rule["alert"]
-        for group in yaml.safe_load(RULES.read_text())["groups"]
-        for rule in group["rules"]
-    ]
-    assert [rule["name"] for rule in rules] == shipped
+    shipped = {
+        group["name"]: [rule.get("alert") or rule["record"] for rule in group["rules"]]
+        for path in (RULES, COMPAT_RULES)
+        for group in yaml.safe_load(path.read_text())["groups"]
+    }
+    assert {g["name"]: [rule["name"] for rule in g["rules"]] for g in groups} == shipped
     for rule in rules:
         assert (rule["health"], rule.get("lastError", "")) == ("ok", ""), rule["name"]
     names = {e.name for e in fleet.endpoints}
@@ -147,8 +172,17 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
     assert set(active["PinauditPinsetExpired"]) == {
         e.name for e in fleet.endpoints if e.scenario.name == "pinsetexpired"
     }
-    # the exporter scans every 2 s and exports that interval: never stale
+    # the exporter scans every 2 s and exports that interval: never stale; its
+    # scrape job is the one the rules name, and it is up
     assert "PinauditScanStale" not in active
+    assert "PinauditExporterDown" not in active
     assert "PinauditMetricsAbsent" not in active
     for alert, endpoints in active.items():
         assert set(endpoints) <= names | {""}, alert
+    # blackbox / ssl_exporter series: instance is the endpoint, the verdict and
+    # the certificates are the scan's
+    valid = {e.name for e in fleet.endpoints} - invalid
+    assert probe_success == {name: "1" if name in valid else "0" for name in names}
+    assert earliest == expiry
+    for endpoint in fleet.endpoints:
+        assert leaf_cn[endpoint.name] == endpoint.sni, endpoint.name

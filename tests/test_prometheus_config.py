@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import logging
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -184,3 +185,42 @@ def test_log_lines_are_json_objects_off_a_terminal() -> None:
     line = text.getvalue()
     assert line.endswith(" warning slow seconds=1.5\n")
     assert not logging.getLogger("pinaudit").propagate
+
+
+def test_logfmt_lines_as_prometheus_writes_them() -> None:
+    """--log.format=logfmt: go-kit's key order (ts, caller, level, msg), bare
+    values where they can be, Go-style quoting where they cannot, and every
+    control character escaped: a value from the wire never reaches a
+    terminal raw, and a record never takes two lines."""
+    stream = io.StringIO()
+    log = configure(stream, "logfmt", "info")
+    log.debug("not shown at info")
+    log.info(
+        "scan finished",
+        extra={"fields": {"endpoints": 3, "deadline_hit": False, "duration_seconds": 1.5}},
+    )
+    log.warning(
+        "http: connection reset",
+        extra={"fields": {"client": "127.0.0.1:5000", "error": 'x.yaml:1:1: "bad"\nnext'}},
+    )
+    log.error("tls", extra={"fields": {"subject": "CN=\x1b[31mred", "empty": "", "none": None}})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    stamp = r"ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z caller=test_prometheus_config\.py:\d+ "
+    assert re.fullmatch(
+        stamp + r'level=info msg="scan finished" endpoints=3 deadline_hit=false '
+        r"duration_seconds=1\.5",
+        lines[0],
+    ), lines[0]
+    assert re.fullmatch(
+        stamp + r'level=warn msg="http: connection reset" client=127\.0\.0\.1:5000 '
+        r'error="x\.yaml:1:1: \\"bad\\"\\nnext"',
+        lines[1],
+    ), lines[1]
+    assert re.fullmatch(
+        stamp + r'level=error msg=tls subject="CN=\\u001b\[31mred" empty="" none=null',
+        lines[2],
+    ), lines[2]
+    assert "\x1b" not in stream.getvalue()
+    with pytest.raises(ValueError, match="unknown log level 'verbose'"):
+        configure(io.StringIO(), "logfmt", "verbose")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from scanner.fleet.server import FleetProcess, write_config
 from scanner.pins import pin_of_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON = platform.python_version()  # the python_version label of pinaudit_build_info
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 SCENARIOS = (
     "healthy",
@@ -195,7 +197,8 @@ def expected_samples(fleet: Fleet) -> set[Sample]:
             add("pinaudit_findings", ep, count, check=check, severity=severity)
     for result in ("ok", "drift", "error"):
         expected.add(("pinaudit_scan_endpoints", frozenset({("result", result)}), outcomes[result]))
-    expected.add(("pinaudit_build_info", frozenset({("version", "0.1.0")}), 1))
+    build = {("version", "0.1.0"), ("revision", "unknown"), ("python_version", PYTHON)}
+    expected.add(("pinaudit_build_info", frozenset(build), 1))
     expected.add(("pinaudit_scan_duration_seconds", frozenset(), 0))
     expected.add(("pinaudit_scan_timestamp_seconds", frozenset(), 0))
     return expected
@@ -455,6 +458,14 @@ def test_push_with_basic_auth_from_the_environment(
             pushed = parse(response.read().decode())
         assert (
             "pinaudit_build_info",
-            frozenset({("version", "0.1.0"), ("job", "pinaudit"), ("instance", "")}),
+            frozenset(
+                {
+                    ("version", "0.1.0"),
+                    ("revision", "unknown"),
+                    ("python_version", PYTHON),
+                    ("job", "pinaudit"),
+                    ("instance", ""),
+                }
+            ),
             1.0,
         ) in pushed

@@ -21,6 +21,7 @@ from scanner.exporters.contract import (
     own_label_names,
 )
 from scanner.exporters.metrics import (
+    BuildInfo,
     Exposition,
     History,
     ReloadState,
@@ -142,6 +143,8 @@ def test_every_label_pinaudit_sets_is_reserved_by_the_inventory_loader() -> None
         "serial",
         "result",
         "version",
+        "revision",
+        "python_version",
         "kind",
         "cipher",
         "alpn",
@@ -579,12 +582,28 @@ def test_all_addresses_series_carry_the_address(fx: Fixture) -> None:
 
 def test_process_families_and_reload_state() -> None:
     at = NOW + timedelta(minutes=1)
-    assert process_exposition("9.9.9", ReloadState(False, at)).samples() == {
-        ("pinaudit_build_info", frozenset({("version", "9.9.9")}), 1.0),
+    build = BuildInfo("9.9.9", "0123abc", "3.11.2")
+    labels = frozenset(
+        {("version", "9.9.9"), ("revision", "0123abc"), ("python_version", "3.11.2")}
+    )
+    assert process_exposition(build, ReloadState(False, at, NOW)).samples() == {
+        ("pinaudit_build_info", labels, 1.0),
         ("pinaudit_inventory_reload_success", frozenset(), 0.0),
         ("pinaudit_inventory_reload_timestamp_seconds", frozenset(), ts(at)),
+        # named as Prometheus names its own: the last reload failed, the last
+        # successful one (here: the start) stays
+        ("pinaudit_config_last_reload_successful", frozenset(), 0.0),
+        ("pinaudit_config_last_reload_success_timestamp_seconds", frozenset(), ts(NOW)),
+    }
+    assert process_exposition(build, ReloadState(True, at, at)).samples() >= {
+        ("pinaudit_config_last_reload_successful", frozenset(), 1.0),
+        ("pinaudit_config_last_reload_success_timestamp_seconds", frozenset(), ts(at)),
     }
     assert {s[0] for s in process_exposition("9.9.9").samples()} == {"pinaudit_build_info"}
+    (unknown,) = process_exposition("9.9.9").samples()
+    assert unknown[1] == frozenset(
+        {("version", "9.9.9"), ("revision", "unknown"), ("python_version", "unknown")}
+    )
 
 
 def test_text_rendering_round_trips_as_data(fx: Fixture) -> None:

@@ -42,6 +42,7 @@ from scanner.settings import (
     FailOn,
     JobExportSettings,
     LogFormat,
+    LogLevel,
     ReportFormat,
     ReportSettings,
     ScanLimits,
@@ -186,9 +187,12 @@ def _add_prometheus_arguments(p: Parser) -> None:
     serve = p.add_argument_group("Prometheus exporter (long-running)")
     serve.add_argument(
         "--serve",
+        "--web.listen-address",
+        dest="serve",
         metavar="HOST:PORT",
-        help="scan every --interval and serve /metrics here (e.g. :9918 or 127.0.0.1:9918); "
-        "SIGHUP reloads the inventory, SIGTERM stops",
+        help="scan every --interval and serve /metrics, /-/healthy, /-/ready and "
+        "POST /-/reload here (e.g. :9918 or 127.0.0.1:9918); SIGHUP reloads the inventory, "
+        "SIGTERM stops",
     )
     serve.add_argument(
         "--interval",
@@ -203,15 +207,34 @@ def _add_prometheus_arguments(p: Parser) -> None:
     )
     serve.add_argument(
         "--web-config",
+        "--web.config.file",
+        dest="web_config",
         metavar="FILE",
         help="TLS (tls_server_config) and basic auth (basic_auth_users, bcrypt hashes) for "
         "/metrics, as Prometheus exporters read it",
     )
     serve.add_argument(
         "--log-format",
+        "--log.format",
+        dest="log_format",
         choices=[f.value for f in LogFormat],
-        help="logs on stderr: one JSON object per line, or text (default auto: text on a "
-        "terminal, JSON otherwise)",
+        help="logs on stderr: one JSON object per line, logfmt as Prometheus writes it, or "
+        "text (default auto: text on a terminal, JSON otherwise)",
+    )
+    serve.add_argument(
+        "--probe-config",
+        "--probe.config",
+        dest="probe_config",
+        metavar="FILE",
+        help="serve /probe?target=HOST:PORT&module=NAME too (Prometheus chooses the targets): "
+        "the modules and the allow-list of hosts and networks it may reach",
+    )
+    serve.add_argument(
+        "--log-level",
+        "--log.level",
+        dest="log_level",
+        choices=[level.value for level in LogLevel],
+        help="the least severe log lines written (default info)",
     )
 
 
@@ -231,6 +254,8 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
         ("--retention", args.retention),
         ("--web-config", args.web_config),
         ("--log-format", args.log_format),
+        ("--log-level", args.log_level),
+        ("--probe-config", args.probe_config),
     )
     exporter = None
     if args.serve is None:
@@ -260,6 +285,8 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
             retention=DEFAULT_RETENTION if retention is None else timedelta(seconds=retention),
             web_config=args.web_config,
             log_format=LogFormat(args.log_format or LogFormat.AUTO.value),
+            log_level=LogLevel(args.log_level or LogLevel.INFO.value),
+            probe_config=args.probe_config,
         )
     for flag, path in (
         ("--output", args.output),

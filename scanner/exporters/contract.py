@@ -50,6 +50,8 @@ RESERVED_LABELS = frozenset(
         "serial",
         "result",
         "version",
+        "revision",
+        "python_version",
         "kind",
         "cipher",
         "alpn",
@@ -242,8 +244,9 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "pinaudit_build_info",
-        "pinaudit version; value 1.",
-        ("version",),
+        "pinaudit version, source revision (unknown when not recorded at build time) and "
+        "Python version; value 1.",
+        ("version", "revision", "python_version"),
         Scope.PROCESS,
     ),
     MetricSpec(
@@ -256,6 +259,19 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "pinaudit_inventory_reload_timestamp_seconds",
         "When the inventory was last (re)loaded or a reload was attempted, Unix time.",
+        scope=Scope.PROCESS,
+        exporter_only=True,
+    ),
+    MetricSpec(
+        "pinaudit_config_last_reload_successful",
+        "1 when the last inventory reload (SIGHUP, POST /-/reload) succeeded, else 0; named "
+        "as Prometheus names its own.",
+        scope=Scope.PROCESS,
+        exporter_only=True,
+    ),
+    MetricSpec(
+        "pinaudit_config_last_reload_success_timestamp_seconds",
+        "When the inventory was last loaded successfully (start or reload), Unix time.",
         scope=Scope.PROCESS,
         exporter_only=True,
     ),

@@ -53,6 +53,7 @@ from scanner.rotation import Rotation
 from scanner.settings import DEFAULT_RETENTION
 
 __all__ = [
+    "BuildInfo",
     "EndpointId",
     "Exposition",
     "Family",
@@ -141,10 +142,21 @@ class History:
 
 @dataclass(frozen=True)
 class ReloadState:
-    """Outcome of the exporter's last inventory (re)load."""
+    """Outcome of the exporter's last inventory (re)load, and when a load last
+    succeeded (the start counts)."""
 
     success: bool
     at: datetime
+    last_success: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """The labels of pinaudit_build_info; the shell fills in what it can know."""
+
+    version: str
+    revision: str = "unknown"
+    python_version: str = "unknown"
 
 
 # --- building -------------------------------------------------------------------
@@ -388,17 +400,25 @@ def scan_exposition(
     return out.exposition(), History(kept_addresses, kept_divergence)
 
 
-def process_exposition(version: str, reload: ReloadState | None = None) -> Exposition:
+def process_exposition(build: BuildInfo | str, reload: ReloadState | None = None) -> Exposition:
     """Families about the process: build info, and the exporter's reload state."""
+    if isinstance(build, str):
+        build = BuildInfo(build)
     out = _Families((), False)
-    out.add("pinaudit_build_info", 1, extra=(version,))
+    out.add("pinaudit_build_info", 1, extra=(build.version, build.revision, build.python_version))
     if reload is not None:
         out.add("pinaudit_inventory_reload_success", 1 if reload.success else 0)
         out.add("pinaudit_inventory_reload_timestamp_seconds", reload.at.timestamp())
+        out.add("pinaudit_config_last_reload_successful", 1 if reload.success else 0)
+        last = reload.last_success if reload.last_success is not None else None
+        if last is None and reload.success:
+            last = reload.at
+        if last is not None:
+            out.add("pinaudit_config_last_reload_success_timestamp_seconds", last.timestamp())
     return out.exposition()
 
 
-def job_exposition(scan: ScanRecord, version: str) -> Exposition:
+def job_exposition(scan: ScanRecord, build: BuildInfo | str) -> Exposition:
     """What a one-shot job (textfile, Pushgateway) exports: no history."""
     families, _ = scan_exposition(scan)
-    return process_exposition(version).merged(families)
+    return process_exposition(build).merged(families)

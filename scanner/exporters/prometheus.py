@@ -11,9 +11,11 @@ inside the event loop.
 from __future__ import annotations
 
 import gzip
+import os
+import platform
 import time
 import urllib.error
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TextIO
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,14 +30,16 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from scanner import __version__
 from scanner.errors import ExportError, PushError
 from scanner.exporters.files import write_atomic
-from scanner.exporters.metrics import Exposition, ScanRecord, job_exposition
+from scanner.exporters.metrics import BuildInfo, Exposition, ScanRecord, job_exposition
 from scanner.settings import JobExportSettings, PushSettings
 
 __all__ = [
     "PUSH_ATTEMPTS",
     "PUSH_BACKOFF_SECONDS",
     "PUSH_TIMEOUT_SECONDS",
+    "REVISION_ENV",
     "ExpositionCollector",
+    "build_info",
     "push",
     "registry_for",
     "render_text",
@@ -197,6 +201,17 @@ def push(
         pause *= 2
 
 
+REVISION_ENV = "PINAUDIT_REVISION"  # set by the image build (deploy/Dockerfile ARG REVISION)
+
+
+def build_info(environ: Mapping[str, str] | None = None) -> BuildInfo:
+    """pinaudit_build_info's labels: the version, the source revision the image
+    was built from (unknown elsewhere), the Python version running it."""
+    env = os.environ if environ is None else environ
+    revision = env.get(REVISION_ENV, "").strip()[:64] or "unknown"
+    return BuildInfo(__version__, revision, platform.python_version())
+
+
 # --- the one-shot job exports of `scan` ---------------------------------------
 
 
@@ -212,7 +227,7 @@ def run_job_exports(
     one line. True when all succeeded."""
     if not exports:
         return True
-    exposition = job_exposition(scan, __version__)
+    exposition = job_exposition(scan, build_info())
     ok = True
     if exports.textfile is not None:
         try:

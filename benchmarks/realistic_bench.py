@@ -422,7 +422,9 @@ def main() -> None:
         server_cpus = {args.server_cpu} if args.server_cpu >= 0 else None
         with procs.server(nginx_cmd, host=addresses[0], port=port, cpus=server_cpus) as served:
             print(f"  nginx serving on {', '.join(addresses)} port {port}", flush=True)
-            for n in args.endpoints:
+            for index, n in enumerate(args.endpoints):
+                if index:
+                    wait_for_low_load(args.max_load, args.load_patience)
                 run = Run(args, the_fleet, directory, port, trust, n)
                 run.nginx_pid = served.pid
                 these = ["pinaudit"] if n > args.pinaudit_only_above else clients

@@ -83,6 +83,36 @@ def cprofile_summary(path: Path, endpoints: int, top: int = 25) -> str:
     return "\n".join(out)
 
 
+# Where a sample's time belongs: the first bucket whose frame is on its stack.
+BUCKETS = (
+    ("second look (engine second_look)", "second_look ("),
+    ("first look (engine finish -> evaluate)", ".finish ("),
+    ("inventory loading", "load_inventory ("),
+    ("TLS handshake (ssl do_handshake)", "do_handshake (ssl.py"),
+    ("rest of the probe (connect, sockets, close)", "_probe_each"),
+    ("imports (start-up)", "_find_and_load ("),
+    ("JSON report", "jsonreport.py"),
+    ("trust store loading", "trust.py"),
+)
+
+
+def pyspy_buckets(collapsed: Path) -> str:
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        label = next((label for label, frame in BUCKETS if frame in stack), "other")
+        counts[label] += count
+    out = ["  samples by phase (first match on the stack):"]
+    for label, count in counts.most_common():
+        out.append(f"    {100 * count / max(total, 1):5.1f} %  {label}")
+    return "\n".join(out)
+
+
 def pyspy_summary(collapsed: Path, top: int = 25) -> str:
     """Self and inclusive samples per frame from py-spy's ``--format raw``
     (collapsed stacks: ``frame;frame;... count``)."""
@@ -99,7 +129,7 @@ def pyspy_summary(collapsed: Path, top: int = 25) -> str:
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    out = [f"py-spy: {total} samples"]
+    out = [f"py-spy: {total} samples", pyspy_buckets(collapsed)]
     out.append(f"  top {top} frames by inclusive samples (pinaudit's own):")
     mine = [(f, c) for f, c in inclusive.items() if "scanner/" in f]
     for frame, count in sorted(mine, key=lambda kv: -kv[1])[:top]:

@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import ssl
 import statistics
 import subprocess
@@ -169,6 +170,30 @@ class Run:
             "never",
             "--no-progress",
         ]
+
+    def inventory_load(self) -> str:
+        """CPU to load the inventory alone (block and flow style), in a pinned child."""
+        out = []
+        for style in ("block", "flow"):
+            path = self.dir / f"inventory-{style}.yaml"
+            self.fleet.write_inventory(path, self.endpoints, self.port, self.trust, style)
+            code = (
+                "import sys, time\n"
+                "from scanner.inventory import load_inventory\n"
+                "start = time.process_time()\n"
+                "load_inventory(sys.argv[1])\n"
+                "print(time.process_time() - start)\n"
+            )
+            command = [sys.executable, "-c", code, str(path)]
+            done = subprocess.run(
+                command, capture_output=True, text=True, check=False, cwd=ROOT,
+                preexec_fn=procs.pinned(self.cpus),
+            )  # fmt: skip
+            if done.returncode != 0:
+                return f"inventory load failed: {done.stderr[-500:]}"
+            seconds = float(done.stdout.strip())
+            out.append(f"{style} {seconds:.2f} s ({1000 * seconds / self.n:.3f} ms/endpoint)")
+        return "inventory load alone (CPU): " + ", ".join(out)
 
     def floor(self) -> Figures:
         command = [
@@ -371,6 +396,8 @@ def main() -> None:
     parser.add_argument("--load-patience", type=float, default=0.0)
     parser.add_argument("--keep", type=Path, help="keep profiles and the last report here")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: nginx and blackbox_exporter are stopped, temp files go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     clients = [c for c in args.clients.split(",") if c]
     if unknown := set(clients) - set(CLIENTS):
         parser.error(f"unknown clients: {sorted(unknown)}")
@@ -433,6 +460,7 @@ def main() -> None:
                     f"files written in {run.write_seconds:.1f} s; load {procs.loadavg()}",
                     flush=True,
                 )
+                print(f"  {run.inventory_load()}", flush=True)
                 results: dict[str, list[Figures]] = {c: [] for c in these}
                 for round_ in range(args.rounds):
                     order = these[round_ % len(these) :] + these[: round_ % len(these)]

@@ -27,6 +27,8 @@ WATCH = (
 EDGES = (
     ("evaluate from the second look", "evaluate", "second_look"),
     ("evaluate from the worker", "evaluate", "finish"),
+    ("judge from the second look", "judge", "second_look"),
+    ("judge from the worker", "judge", "finish"),
 )
 
 
@@ -70,6 +72,8 @@ def cprofile_summary(path: Path, endpoints: int, top: int = 25) -> str:
                 if who[2] == caller:
                     calls += edge[1]
                     cum += edge[3]
+        if not calls:  # that function or caller is not in this version of pinaudit
+            continue
         out.append(
             f"    {label:<30} {calls:>8} calls {calls / endpoints:6.2f}/endpoint  "
             f"{cum:7.2f} s {100 * cum / total:5.1f} %"

@@ -1,0 +1,98 @@
+"""Run ``python -m scanner ARGS`` in this process under an instrument.
+
+    python benchmarks/realistic/instrumented.py cprofile OUT.pstats ARGS...
+    python benchmarks/realistic/instrumented.py tracemalloc OUT.txt ARGS...
+
+cprofile: cProfile with a CPU-time timer (``time.process_time``), so time
+spent descheduled on a busy machine, or waiting in epoll, is not counted as
+a function's time (``python -m cProfile`` uses wall time).
+
+tracemalloc: 8 frames per allocation; a snapshot is taken when the JSON
+report is serialised (every result is alive then: the scan's peak), and the
+top allocation sites are written to OUT.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import runpy
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+
+def _run_scanner(args: list[str]) -> int:
+    sys.argv = ["scanner", *args]
+    try:
+        runpy.run_module("scanner", run_name="__main__", alter_sys=True)
+    except SystemExit as stop:
+        return int(stop.code or 0) if not isinstance(stop.code, str) else 1
+    return 0
+
+
+def _snapshot_report(out: Path) -> None:
+    original = json.dumps
+    taken = [False]
+
+    def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
+        if not taken[0] and isinstance(obj, dict) and "endpoints" in obj:
+            taken[0] = True
+            current, peak = tracemalloc.get_traced_memory()
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                (tracemalloc.Filter(False, tracemalloc.__file__),)
+            )
+            n = max(len(obj["endpoints"]), 1)
+            lines = [
+                f"traced memory when the report is serialised: {current / 2**20:.1f} MiB "
+                f"(peak {peak / 2**20:.1f} MiB), {current / n / 1024:.1f} KiB per endpoint",
+                "by file:",
+            ]
+            for stat in snapshot.statistics("filename")[:15]:
+                frame = stat.traceback[0]
+                lines.append(
+                    f"  {stat.size / 2**20:8.2f} MiB {stat.size / n:9.0f} B/endpoint "
+                    f"{stat.count:>9} blocks  {_short(frame.filename)}"
+                )
+            lines.append("by line:")
+            for stat in snapshot.statistics("lineno")[:25]:
+                frame = stat.traceback[0]
+                lines.append(
+                    f"  {stat.size / 2**20:8.2f} MiB {stat.size / n:9.0f} B/endpoint "
+                    f"{stat.count:>9} blocks  {_short(frame.filename)}:{frame.lineno}"
+                )
+            out.write_text("\n".join(lines) + "\n")
+        return original(obj, *args, **kwargs)
+
+    json.dumps = dumps
+
+
+def _short(filename: str) -> str:
+    for marker in ("/scanner/", "/site-packages/", "/lib/python3.11/", "/lib/python3"):
+        if marker in filename:
+            tail = filename.split(marker, 1)[1]
+            return ("scanner/" + tail) if marker == "/scanner/" else tail
+    return filename
+
+
+def main() -> None:
+    mode, out, args = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    if mode == "cprofile":
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        code = _run_scanner(args)
+        profiler.disable()
+        profiler.dump_stats(str(out))
+    elif mode == "tracemalloc":
+        tracemalloc.start(8)
+        _snapshot_report(out)
+        code = _run_scanner(args)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -284,6 +284,21 @@ def test_a_pipe_and_a_character_device_are_written_in_place(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
+def test_a_character_device_is_written_in_place_not_renamed_over(tmp_path: Path) -> None:
+    """A private copy of /dev/null's node in a temp dir (never the system's):
+    before, write_atomic renamed a regular file over it, as it did over the
+    real /dev/null with --state /dev/null as root."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    write_atomic(node, "report\n")
+    assert stat.S_ISCHR(node.stat().st_mode)
+    assert node.stat().st_rdev == os.makedev(1, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]
+
+
 def test_a_replaced_file_keeps_its_mode_and_a_new_one_follows_the_umask(tmp_path: Path) -> None:
     private = tmp_path / "state.json"
     private.write_text("old")

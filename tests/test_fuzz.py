@@ -19,7 +19,7 @@ FUZZ = ROOT / "fuzz"
 CRASHES = Path(__file__).resolve().parent / "data" / "fuzz"
 # Inputs per target: a few seconds each. The time cap only bounds a slow
 # machine; a run that ends early still has to end cleanly.
-RUNS = {"chain": 3_000, "inventory": 2_000, "pins": 50_000}
+RUNS = {"chain": 3_000, "inventory": 2_000, "pins": 50_000, "state": 20_000}
 CAP_SECONDS = 20
 
 

@@ -124,7 +124,9 @@ def render(
             raise ParameterError("no runbook_url in the rules file")
     if exporter_job is not None:
         if not _JOB.fullmatch(exporter_job):
-            raise ParameterError(f"exporter job {exporter_job!r}: no quotes, backslashes or newlines")
+            raise ParameterError(
+                f"exporter job {exporter_job!r}: no quotes, backslashes or newlines"
+            )
         text, count = _EXPORTER_JOB.subn(lambda m: m.group(1) + exporter_job + m.group(3), text)
         if count != 1:
             raise ParameterError(f'up{{job="…"}}: not found once in the rules file ({count})')

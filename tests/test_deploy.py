@@ -979,11 +979,24 @@ def test_the_dashboard_has_overview_drill_down_and_template_variables() -> None:
         "Pin-sets expiring soonest",
         "Certificates expiring soonest",
         "Drifted endpoints",
+        # issue 13: the handshake's facts, fleet-wide and per endpoint
+        "OCSP staples",
+        "OCSP staples expiring soonest",
+        "TLS versions",
+        "TLS handshake",
+        "OCSP staple",
+        "Staple expires in",
     } <= titles
     ids = [p["id"] for p in all_panels(board["panels"])]
     assert len(ids) == len(set(ids))
-    drill = [p for p in board["panels"] if p.get("targets") and p["gridPos"]["y"] > 28]
+    # every panel below the endpoint row is about $endpoint, none above it
+    (row_y,) = (p["gridPos"]["y"] for p in board["panels"] if p["title"] == "Endpoint: $endpoint")
+    drill = [p for p in board["panels"] if p.get("targets") and p["gridPos"]["y"] > row_y]
+    fleet = [p for p in board["panels"] if p.get("targets") and p["gridPos"]["y"] < row_y]
     assert drill and all('endpoint="$endpoint"' in t["expr"] for p in drill for t in p["targets"])
+    assert fleet and not any("$endpoint" in t["expr"] for p in fleet for t in p["targets"])
+    titles_below = {p["title"] for p in drill}
+    assert {"TLS handshake", "OCSP staple", "Staple expires in"} <= titles_below
     for panel in all_panels(board["panels"]):
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
@@ -1036,6 +1049,9 @@ def test_the_dashboard_reads_only_the_metric_contract() -> None:
         "pinaudit_scan_timestamp_seconds",
         "pinaudit_leaf_info",
         "pinaudit_findings",
+        "pinaudit_tls_info",
+        "pinaudit_ocsp_status",
+        "pinaudit_ocsp_next_update_timestamp_seconds",
     } <= used
 
 

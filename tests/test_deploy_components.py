@@ -140,6 +140,27 @@ def test_the_components_name_the_missing_parameters_configmap(tmp_path: Path) ->
         ), done.stderr
 
 
+def test_a_parameters_configmap_from_before_a_new_parameter_names_the_missing_key(
+    tmp_path: Path,
+) -> None:
+    """An overlay's copy of the ConfigMap made before tls_minimum_version
+    existed: the build stops and names the key to add (docs/deploy.md), rather
+    than shipping rules without it."""
+    overlay = _overlay(
+        tmp_path,
+        resources=["@prometheus-operator", "pinaudit-monitoring.yaml"],
+        components=["@components/alerting"],
+    )
+    doc = json.loads(json.dumps(SETTINGS))
+    del doc["data"]["tls_minimum_version"]
+    (overlay / "pinaudit-monitoring.yaml").write_text(yaml.safe_dump(doc))
+    done = kustomize_build(overlay)
+    assert done.returncode != 0
+    assert "fieldPath `data.tls_minimum_version` is missing for replacement source" in (
+        done.stderr
+    ), done.stderr
+
+
 def test_the_dashboard_component_alone_is_one_labelled_configmap(tmp_path: Path) -> None:
     docs = _render(
         _overlay(tmp_path, namespace="grafana", components=["@components/grafana-dashboard"])
@@ -167,6 +188,8 @@ def test_the_compat_component_adds_the_compatibility_rules(tmp_path: Path) -> No
         "ssl_probe_success",
         "ssl_cert_not_after",
         "ssl_verified_cert_not_after",
+        "probe_tls_version_info",
+        "ssl_tls_version_info",
     } <= set(records)
 
 

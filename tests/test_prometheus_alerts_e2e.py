@@ -3,8 +3,9 @@ started on loopback: it scrapes `scan --serve` scanning the simulated fleet
 and evaluates deploy/prometheus/pinaudit-rules.yml as shipped, beside the
 blackbox / ssl_exporter compatibility rules. Checked through Prometheus' HTTP
 API: every rule evaluates without error, the pin-drift alert is active for
-exactly the drifted endpoint, and the compatibility series carry the fleet's
-real verdicts and certificates."""
+exactly the drifted endpoint, the old-TLS alert for exactly the server that
+speaks TLS 1.0 only, and the compatibility series carry the fleet's real
+verdicts, certificates and TLS versions."""
 
 from __future__ import annotations
 
@@ -34,8 +35,18 @@ WAIT_SECONDS = 90.0
 # rotated: the leaf has a new key nobody pinned (drift, chain valid);
 # pinsetexpired: no pin matches either, but the pins are not enforced any more;
 # untrusted / expired: the chain does not validate (every client fails, not drift);
-# leafpin: only the leaf key is pinned (rotation not ready).
-SCENARIOS = ("healthy", "rotated", "backup", "leafpin", "pinsetexpired", "untrusted", "expired")
+# leafpin: only the leaf key is pinned (rotation not ready);
+# tls10: a valid chain over TLS 1.0 only (old TLS version).
+SCENARIOS = (
+    "healthy",
+    "rotated",
+    "backup",
+    "leafpin",
+    "pinsetexpired",
+    "untrusted",
+    "expired",
+    "tls10",
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +137,7 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
                 seen >= 4
                 and "PinauditPinDrift" in active
                 and "PinauditChainInvalid" in active
+                and "PinauditOldTlsVersion" in active
                 and len(compat) == len(fleet.endpoints)
             ):
                 break
@@ -151,6 +163,10 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
             s["metric"]["instance"]: s["value"][1]
             for s in _api(base, "query", query="probe_ssl_earliest_cert_expiry")["result"]
         }
+        tls_versions = {
+            s["metric"]["instance"]: s["metric"]["version"]
+            for s in _api(base, "query", query="probe_tls_version_info")["result"]
+        }
 
     shipped = {
         group["name"]: [rule.get("alert") or rule["record"] for rule in group["rules"]]
@@ -172,6 +188,9 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
     assert set(active["PinauditPinsetExpired"]) == {
         e.name for e in fleet.endpoints if e.scenario.name == "pinsetexpired"
     }
+    # `for: 30m`: pending, for the one server that negotiated TLS 1.0
+    tls10 = {e.name for e in fleet.endpoints if e.scenario.name == "tls10"}
+    assert active["PinauditOldTlsVersion"] == dict.fromkeys(tls10, "pending")
     # the exporter scans every 2 s and exports that interval: never stale; its
     # scrape job is the one the rules name, and it is up
     assert "PinauditScanStale" not in active
@@ -186,3 +205,5 @@ def test_the_shipped_rules_raise_pin_drift_for_exactly_the_drifted_endpoint(
     assert earliest == expiry
     for endpoint in fleet.endpoints:
         assert leaf_cn[endpoint.name] == endpoint.sni, endpoint.name
+    # the version as blackbox_exporter names it: the fleet's servers speak TLS 1.3
+    assert tls_versions == {name: "TLS 1.0" if name in tls10 else "TLS 1.3" for name in names}

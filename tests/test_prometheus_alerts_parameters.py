@@ -35,6 +35,7 @@ class Parameters:
     certificate_critical_days: int = 7
     pinset_warning_days: int = 60
     scan_interval_seconds: int = 3600
+    tls_minimum_version: str = "1.2"
     runbook_base_url: str = "https://pinaudit.invalid/docs/runbook.md"
     exporter_job: str = "pinaudit-exporter"
 
@@ -46,6 +47,7 @@ CUSTOM = Parameters(
     certificate_critical_days=3,
     pinset_warning_days=30,
     scan_interval_seconds=3 * 3600,  # a CronJob every 3 hours
+    tls_minimum_version="1.3",
     runbook_base_url="https://wiki.example.com/sre/pinaudit-runbook.md",
     exporter_job="pinaudit-exporter-eu",
 )
@@ -54,6 +56,8 @@ DAY = 86400
 # certificates / pin-sets expiring this many days after the evaluation
 CERT_DAYS = (40, 20, 10, 5, 2)
 PINSET_DAYS = (90, 45, 20)
+# versions the probe reports (OpenSSL's names), as numbers the minimum is compared with
+TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
 
 def _series(name: str, labels: dict[str, str], value: float) -> dict[str, str]:
@@ -83,6 +87,13 @@ def promtool_tests(rules_file: Path, p: Parameters) -> dict[str, Any]:
         inputs.append(_series("pinaudit_pinset_expiry_timestamp_seconds", pinset, at + days * DAY))
         if days < p.pinset_warning_days:
             pinset_soon.append({"severity": "warning", **pinset})
+    old_tls = []
+    for version, number in TLS_VERSIONS.items():
+        endpoint = {**base, "endpoint": f"{version.lower()}.example.com:443"}
+        tls = {**endpoint, "version": version, "cipher": "ECDHE-RSA-AES128-SHA", "alpn": "h2"}
+        inputs.append(_series("pinaudit_tls_info", tls, 1))
+        if number < float(p.tls_minimum_version):
+            old_tls.append({"severity": "warning", **tls})
     # a pushed job whose last scan finished at 0: 3 hours old at the evaluation
     inputs.append(_series("pinaudit_scan_timestamp_seconds", {"job": "pinaudit"}, 0))
     stale = (
@@ -103,6 +114,7 @@ def promtool_tests(rules_file: Path, p: Parameters) -> dict[str, Any]:
         "PinauditPinsetExpiringSoon": pinset_soon,
         "PinauditScanStale": stale,
         "PinauditExporterDown": down,
+        "PinauditOldTlsVersion": old_tls,
     }
     return {
         "rule_files": [str(rules_file)],
@@ -127,6 +139,18 @@ def promtool_tests(rules_file: Path, p: Parameters) -> dict[str, Any]:
                     }
                     for key, value in asdict(p).items()
                     if isinstance(value, int)
+                ]
+                + [
+                    {
+                        "expr": "pinaudit:tls_minimum_version",
+                        "eval_time": f"{EVAL_MINUTES}m",
+                        "exp_samples": [
+                            {
+                                "labels": "pinaudit:tls_minimum_version",
+                                "value": float(p.tls_minimum_version),
+                            }
+                        ],
+                    }
                 ],
             }
         ],
@@ -207,8 +231,10 @@ def test_the_custom_expectations_fail_on_the_shipped_rules(tmp_path: Path) -> No
         "PinauditPinsetExpiringSoon",
         "PinauditScanStale",
         "PinauditExporterDown",
+        "PinauditOldTlsVersion",
     ):
         assert f"alertname: {alert}," in output, alert
+    assert "pinaudit:tls_minimum_version" in output
 
 
 def test_render_rules_sets_every_parameter_of_a_plain_rule_file(tmp_path: Path) -> None:
@@ -228,12 +254,15 @@ def test_render_rules_sets_every_parameter_of_a_plain_rule_file(tmp_path: Path) 
     assert len(lines) == len(shipped)
     changed = [(a, b) for a, b in zip(shipped, lines, strict=True) if a != b]
     alerts = sum(1 for rule in _groups(RULES)[0]["rules"] if "alert" in rule)
-    assert len(changed) == 4 + alerts + 1  # constants, runbook URLs, the job
+    assert len(changed) == 5 + alerts + 1  # constants, runbook URLs, the job
+    number = r"\d+(?:\.\d+)?"
     for old, new in changed:  # a parameter's line, and nothing else on it
-        kind = re.fullmatch(r'\s*(expr: "\d+"|runbook_url: \S+|up\{job="[^"]+"\} == 0)', old)
+        kind = re.fullmatch(
+            rf'\s*(expr: "{number}"|runbook_url: \S+|up\{{job="[^"]+"\}} == 0)', old
+        )
         assert kind is not None, old
-        assert re.sub(r"\d+|https://\S+#|job=\"[^\"]+\"", "", old) == re.sub(
-            r"\d+|https://\S+#|job=\"[^\"]+\"", "", new
+        assert re.sub(rf"{number}|https://\S+#|job=\"[^\"]+\"", "", old) == re.sub(
+            rf"{number}|https://\S+#|job=\"[^\"]+\"", "", new
         ), (old, new)
 
 
@@ -258,6 +287,7 @@ def test_render_rules_without_flags_writes_the_rules_unchanged() -> None:
         (["--runbook-base-url", "wiki/runbook"], "expected http(s)://"),
         (["--exporter-job", 'a"} or vector(1) #'], "no quotes, backslashes or newlines"),
         (["--pinset-warning-days", "ten"], "invalid int value: 'ten'"),
+        (["--tls-minimum-version", "TLSv1.2"], "invalid choice: 'TLSv1.2'"),
     ],
 )
 def test_render_rules_refuses_bad_values(flags: list[str], message: str) -> None:

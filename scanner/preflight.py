@@ -20,13 +20,12 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 
 from scanner.audit import audit, pins_enforced
 from scanner.chain import CertificateCache, analyze_chain
 from scanner.errors import CertificateFileError
 from scanner.model import Endpoint, Finding, Pin, Severity, TrustSpec
-from scanner.pins import pins_of_spki, spki_der
+from scanner.pins import key_material, pins_of_spki, spki_der
 from scanner.trust import TrustStore
 
 __all__ = [
@@ -111,34 +110,12 @@ def preflight_chain(
 
 def public_key_spki(data: bytes, source: str) -> bytes:
     """DER SubjectPublicKeyInfo from a PEM public key, private key, CSR or certificate."""
-    loaders: list[Callable[[], bytes]] = [
-        lambda: serialization.load_pem_public_key(data).public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-        lambda: (
-            serialization.load_pem_private_key(data, password=None)
-            .public_key()
-            .public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        ),
-        lambda: (
-            x509.load_pem_x509_csr(data)
-            .public_key()
-            .public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        ),
-        lambda: spki_der(x509.load_pem_x509_certificate(data)),
-    ]
-    for load in loaders:
-        try:
-            return load()
-        except (ValueError, TypeError):
-            continue
-    raise CertificateFileError(
-        f"{source}: no PEM public key, private key, certificate request or certificate found"
-    )
+    try:
+        return key_material(data).spki
+    except ValueError:
+        raise CertificateFileError(
+            f"{source}: no PEM public key, private key, certificate request or certificate found"
+        ) from None
 
 
 def preflight_key(

@@ -353,3 +353,30 @@ endpoints:
     assert pinset.name == "pay+inline"
     assert pinset.pins == (keys.leaf.pin, keys.spare_pin, keys.inter.pin)
     assert pinset.offline == frozenset({keys.spare_pin})
+
+
+def test_the_json_schema_for_editors_takes_the_same_forms(keys: Keys) -> None:
+    import jsonschema
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    schema = json.loads((root / "inventories" / "schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    good = {
+        "version": 1,
+        "pinsets": {
+            "pay": {
+                "pins": [
+                    str(keys.leaf.pin),
+                    {"pin": str(keys.spare_pin), "offline": True, "key": "next.csr"},
+                    {"key": "other.pub.pem"},
+                ]
+            }
+        },
+        "endpoints": [{"host": HOST, "pins": [{"pin": str(keys.inter.pin), "offline": False}]}],
+    }
+    validator.validate(good)
+    for bad in ({"offline": True}, {"pin": str(keys.spare_pin), "backup": True}, {}):
+        document = yaml.safe_load(json.dumps(good))
+        document["pinsets"]["pay"]["pins"].append(bad)
+        assert not validator.is_valid(document), bad

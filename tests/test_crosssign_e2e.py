@@ -179,6 +179,7 @@ def json_paths(served: Served, name: str) -> dict[Path_, str]:
 # --- the acceptance ----------------------------------------------------------------------------
 
 
+@pytest.mark.peers
 def test_every_path_verdict_in_the_json_is_what_the_client_building_it_decides(
     served: Served, tmp_path: Path
 ) -> None:
@@ -251,6 +252,7 @@ def test_metrics_count_the_paths_each_pin_set_passes_and_fails(served: Served) -
         )
 
 
+@pytest.mark.peers
 def test_preflight_of_the_same_chain_decides_the_same(served: Served, tmp_path: Path) -> None:
     require_program("openssl")
     labels = {"xsignroota": "DEPENDS", "xsignrootb": "DEPENDS"}

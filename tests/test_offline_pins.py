@@ -380,3 +380,52 @@ def test_the_json_schema_for_editors_takes_the_same_forms(keys: Keys) -> None:
         document = yaml.safe_load(json.dumps(good))
         document["pinsets"]["pay"]["pins"].append(bad)
         assert not validator.is_valid(document), bad
+
+
+def test_key_files_are_bounded_like_every_file_the_inventory_reads(
+    keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile by default: a pseudo file is refused before it is read, a key
+    file named a thousand times is read once, and the number of distinct key
+    files is capped."""
+    from scanner.inventory import schema
+
+    keys.write(tmp_path)
+    path = write(
+        tmp_path,
+        f"""\
+        version: 1
+        endpoints:
+          - host: {HOST}
+            pins: [{keys.leaf.pin}, {{key: /proc/self/status}}]
+        """,
+    )
+    [problem] = problems(path)
+    assert problem.startswith(
+        f"{path}:4:71: endpoints[0].pins[1].key: refused: '/proc/self/status' is on a pseudo "
+        "filesystem (/proc/"
+    )
+    reads: list[str] = []
+    real_read = schema.read_file
+
+    def counting(name: str) -> bytes:
+        reads.append(name)
+        return real_read(name)
+
+    monkeypatch.setattr(schema, "read_file", counting)
+    many = ", ".join(["{key: next.csr, offline: true}"] * 1000)
+    inventory = load_inventory(
+        write(tmp_path, f"version: 1\nendpoints:\n  - {{host: {HOST}, pins: [{many}]}}\n")
+    )
+    assert inventory.endpoints[0].pinset is not None
+    assert inventory.endpoints[0].pinset.pins == (keys.spare_pin,)
+    assert [r for r in reads if r.endswith("next.csr")] == [str(tmp_path / "next.csr")]
+    monkeypatch.setattr(schema, "MAX_KEY_FILES", 1)
+    path = write(
+        tmp_path,
+        f"version: 1\nendpoints:\n  - {{host: {HOST}, pins: [{{key: next.csr}}, "
+        "{key: next.pub.pem}]}\n",
+    )
+    assert problems(path) == [
+        f"{path}:3:59: endpoints[0].pins[1].key: refused: more than 1 key files named"
+    ]

@@ -287,3 +287,27 @@ def test_rotation_is_not_ready_while_some_paths_fail_already(xs: CrossSigned) ->
     assert result.rotation.leaf_renewal_reason.startswith(
         "pins match only 1 of the 2 paths clients build"
     )
+
+
+def test_a_cross_sign_mesh_under_a_plain_pin_set_stops_at_the_budget() -> None:
+    """The fleet's `crossmesh` chain (36 certificates named like the issuing CA,
+    cross-signed with attacker keys), pinned by an inventory pin-set instead of
+    a client's: the path search for the pin-set stops at its budget and says
+    so, once; the verdict is the mesh scenario's."""
+    from scanner.fleet.scenarios import BY_NAME, build_fleet
+
+    fleet = build_fleet(NOW, 1, scenarios=["crossmesh"])
+    ep = fleet.endpoints[0]
+    assert ep.site is not None and ep.site.tls is not None
+    chain = ep.site.tls.credential.chain_pem
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    served = tuple(c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(chain))
+    store = store_from_pem(b"".join(a.pem for a in fleet.anchors), "fleet")
+    endpoint = Endpoint(ep.name, ep.sni, 443, ep.sni, Pinset("plain", ep.pins))
+    observation = Observation("127.0.0.1", 443, served, "TLSv1.3", "X", None, 0, 0)
+    result = evaluate(endpoint, [observation], store, NOW)
+    assert keys(result.findings) == BY_NAME["crossmesh"].expected
+    assert [f.check.value for f in result.findings].count("path_budget_exceeded") == 1
+    assert [p.passes for p in result.primary.pin_paths] == [True]  # type: ignore[union-attr]

@@ -6,14 +6,18 @@ README's findings table is written from it and a test keeps the two equal.
 Pins are matched against the path a client builds (leaf → trust anchor,
 the anchor included even when the server does not send it), never against
 served certificates off that path (OkHttp ``unrelatedPinned*`` tests,
-pinning-semantics §8.5). A pin-set's ``expires`` date ends enforcement at
-00:00 UTC of that date (TrustKit's rule; Android devices stop between
-D-1 10:00Z and D 12:00Z depending on their time zone).
+pinning-semantics §8.5). Where cross-signs let clients build several valid
+paths (``paths.search_paths``), every one is judged: ``pin_mismatch`` when
+no path carries a pin, ``pin_path_dependent`` when some do and some do not
+(the clients whose verifier builds a failing path refuse the connection).
+A pin-set's ``expires`` date ends enforcement at 00:00 UTC of that date
+(TrustKit's rule; Android devices stop between D-1 10:00Z and D 12:00Z
+depending on their time zone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -27,13 +31,20 @@ from scanner.model import (
     KeyType,
     PathStatus,
     Pin,
+    PinPath,
     Pinset,
     Severity,
 )
+from scanner.paths import PathSearch
 
 __all__ = [
     "CATALOGUE",
     "audit",
+    "chain_text",
+    "client_paths",
+    "fold_leaf_expiry",
+    "path_budget_finding",
+    "pin_paths",
     "pins_enforced",
     "pinset_expiry",
     "resolve_pin",
@@ -41,18 +52,28 @@ __all__ = [
     "worst",
 ]
 
+Path = tuple[CertFacts, ...]
+
 C, W, INFO = Severity.CRITICAL, Severity.WARNING, Severity.INFO
 _NAME_CONSTRAINT = "name constraint"  # in the verifier's messages about nameConstraints
 
 CATALOGUE: dict[Check, tuple[Severity, str]] = {
     Check.PIN_MISMATCH: (
         C,
-        "No declared pin matches a key of the validated path: pinned clients fail "
-        "(warning while the pin-set is not enforced any more).",
+        "No declared pin matches a key of the validated path, nor of any other valid path "
+        "cross-signs allow: pinned clients fail (warning while the pin-set is not enforced "
+        "any more).",
+    ),
+    Check.PIN_PATH_DEPENDENT: (
+        W,
+        "Cross-signs let clients build several valid paths and a pin matches some of them "
+        "only: clients whose verifier builds a failing path refuse the connection (the "
+        "message names those paths and why they fail). Critical pin_mismatch is for no "
+        "path at all.",
     ),
     Check.PIN_OUTSIDE_PATH: (
         W,
-        "A pin matches only a served certificate that is not on the validated path; "
+        "A pin matches only a served certificate that is on no path a client builds; "
         "clients ignore it, so it protects nothing.",
     ),
     Check.PINSET_EXPIRED: (
@@ -67,18 +88,21 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
     Check.SINGLE_PIN: (W, "Fewer than two pins: no backup pin is possible (RFC 7469 §4.3)."),
     Check.NO_BACKUP_PIN: (
         W,
-        "Every pin matches the current path: none is left for a key or CA not yet in use.",
+        "Every pin matches the current paths: none is left for a key or CA not yet in use; "
+        "or a pin declared an offline backup key is the key of a certificate served now.",
     ),
     Check.LEAF_ONLY_PIN: (
         W,
         "Only the leaf's key is matched: renewing the certificate with a new key breaks "
-        "every pinned client.",
+        "every pinned client (critical while the leaf expires within warn_days and no "
+        "spare key is pinned: then it replaces the leaf's cert_expiring).",
     ),
     Check.LEGACY_SHA1_PIN: (W, "A sha1/ pin: only OkHttp accepts it; Android and iOS do not."),
     Check.UNRESOLVED_PIN: (
         INFO,
         "A pin names no known certificate (trust-store roots or certificates seen in "
-        "this scan): check that it is a key you hold.",
+        "this scan) and is not declared an offline backup key: check that it is a key you "
+        "hold.",
     ),
     Check.CERT_EXPIRED: (C, "A certificate of the path has expired."),
     Check.CERT_EXPIRING: (
@@ -102,7 +126,11 @@ CATALOGUE: dict[Check, tuple[Severity, str]] = {
         "The served chain is not in path order (critical when the first certificate "
         "is not the server's).",
     ),
-    Check.CHAIN_EXTRA_CERTS: (W, "The server sends a certificate that is not on the path."),
+    Check.CHAIN_EXTRA_CERTS: (
+        W,
+        "The server sends a certificate that is on no path a client builds (a cross-sign "
+        "that only some clients use is not extra).",
+    ),
     Check.CERT_UNPARSABLE: (C, "A served certificate does not parse."),
     Check.WEAK_KEY: (C, "An RSA or DSA key under 2048 bits, or an EC key under 256 bits."),
     Check.WEAK_SIGNATURE: (C, "A certificate of the path is signed with SHA-1 or MD5."),
@@ -251,6 +279,58 @@ def worst(findings: Iterable[Finding]) -> Severity | None:
     return max(ranks, key=lambda s: s.rank) if ranks else None
 
 
+def _keys(path: Path) -> tuple[Pin, ...]:
+    return tuple(c.spki_sha256 for c in path)
+
+
+def client_paths(report: ChainReport, search: PathSearch | None = None) -> tuple[Path, ...]:
+    """The paths clients could build: the report's path first, then, for a
+    chain that validates, the other paths `search` found (one per sequence of
+    keys: two certificates of one key are one pin candidate)."""
+    primary = tuple(pc.facts for pc in report.path)
+    if not primary:
+        return ()
+    found = [primary]
+    if search is not None and report.valid:
+        seen = {_keys(primary)}
+        for path in search.paths:
+            if path and _keys(path) not in seen:
+                seen.add(_keys(path))
+                found.append(path)
+    return tuple(found)
+
+
+def pin_paths(
+    pinset: Pinset | None, report: ChainReport, search: PathSearch | None = None
+) -> tuple[PinPath, ...]:
+    """Every path clients could build, with the pins of `pinset` that name a
+    key on it; () without pins or without a path."""
+    if pinset is None or not pinset.pins:
+        return ()
+    return tuple(
+        PinPath(path, tuple(p for p in pinset.pins if any(p in c.pins for c in path)))
+        for path in client_paths(report, search)
+    )
+
+
+def chain_text(path: Path) -> str:
+    """A path in words: the subjects, leaf → anchor."""
+    return " → ".join(c.subject for c in path)
+
+
+def fold_leaf_expiry(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """One finding for one risk: a ``leaf_only_pin`` on the leaf (which says when
+    the leaf expires) replaces that leaf's ``cert_expiring``. For findings put
+    together from several audits (the endpoint's and its client pin-sets')."""
+    findings = tuple(findings)
+    leaf_only = {f.certificate for f in findings if f.check is Check.LEAF_ONLY_PIN}
+    return tuple(
+        f
+        for f in findings
+        if not (f.check is Check.CERT_EXPIRING and f.certificate == 0 and 0 in leaf_only)
+    )
+
+
 def pinset_expiry(pinset: Pinset) -> datetime | None:
     """The last instant a pin-set is enforced: 00:00 UTC of its date."""
     if pinset.expires is None:
@@ -313,12 +393,17 @@ class _Audit:
         report: ChainReport,
         now: datetime,
         known_keys: Mapping[Pin, str],
+        search: PathSearch | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.report = report
         self.now = aware(now)
         self.known_keys = known_keys
         self.findings: list[Finding] = []
+        # Every path a client could build (the validated one first); a served
+        # certificate on any of them is neither extra nor a pin outside the path.
+        self.paths = client_paths(report, search)
+        self.on_a_path = {c.der_sha256 for path in self.paths for c in path}
         on_path = {pc.facts.der_sha256: i for i, pc in enumerate(report.path)}
         self.path = [_Cert(pc.facts, pc.served_position, i) for i, pc in enumerate(report.path)]
         self.served = [
@@ -509,7 +594,7 @@ class _Audit:
                     + " does not follow the path leaf → anchor",
                 )
         for cert in self.served:
-            if cert.path_index is None:
+            if cert.path_index is None and cert.facts.der_sha256 not in self.on_a_path:
                 self.add(
                     Check.CHAIN_EXTRA_CERTS,
                     f"{cert.facts.subject} is sent but not on the path",
@@ -529,35 +614,70 @@ class _Audit:
         enforced = self.pinset_window(pinset)
         # Without a path every client fails already (chain_untrusted); pins
         # are only judged against a path, as clients judge them.
-        matched = self.match(pinset, enforced) if self.path else {}
+        judged = (
+            tuple(
+                PinPath(path, tuple(p for p in pins if any(p in c.pins for c in path)))
+                for path in self.paths
+            )
+            if self.path
+            else ()
+        )
+        matched = self.match(pinset, enforced, judged)
+        seen = {p for c in self.served + self.path for p in c.facts.pins}
+        seen |= {p for path in self.paths for c in path for p in c.pins}
+        served_offline = [p for p in pins if p in pinset.offline and p in seen]
         if len(pins) < 2:
             self.add(Check.SINGLE_PIN, f"pin-set {pinset.name!r} has a single pin", pin=pins[0])
-        elif len(matched) == len(pins):
+        elif len(matched) == len(pins) and not served_offline:
             self.add(
                 Check.NO_BACKUP_PIN,
                 f"all {len(pins)} pins of {pinset.name!r} match the current path: none is a backup",
             )
+        for pin in served_offline:
+            self.add(
+                Check.NO_BACKUP_PIN,
+                f"{pin} is declared an offline backup key, but it is the key of "
+                f"{self.holder(pin)}: a key in use is no backup",
+                pin=pin,
+            )
         for pin in pins:
             if pin.alg is HashAlg.SHA1:
                 self.add(Check.LEGACY_SHA1_PIN, f"{pin} is a legacy SHA-1 pin", pin=pin)
-        seen = {p for c in self.served + self.path for p in c.facts.pins}
         for pin in pins:
-            if pin not in seen and pin not in self.known_keys:
+            if pin not in seen and pin not in self.known_keys and pin not in pinset.offline:
                 self.add(
                     Check.UNRESOLVED_PIN,
                     f"{pin} is not the key of any trust-store root or certificate seen",
                     pin=pin,
                 )
+        if judged:
+            self.leaf_only(pinset, judged, seen)
 
-    def match(self, pinset: Pinset, enforced: bool) -> dict[Pin, _Cert]:
-        """Pins that match the path, each with the first certificate it matches."""
-        matched: dict[Pin, _Cert] = {}
+    def holder(self, pin: Pin) -> str:
+        """Which certificate of this chain has the key `pin` names, in words."""
+        for cert in self.served:
+            if pin in cert.facts.pins:
+                return f"{cert.facts.subject}, served at position {cert.position}"
+        for path in self.paths:
+            for facts in path:
+                if pin in facts.pins:
+                    return f"{facts.subject}, on the path"
+        return "a certificate of the chain"
+
+    def match(self, pinset: Pinset, enforced: bool, judged: tuple[PinPath, ...]) -> set[Pin]:
+        """The pins that match some path; the mismatch, path-dependence and
+        pin-outside-path findings."""
+        matched = {p for path in judged for p in path.matched}
+        if not judged:
+            return matched
         for pin in pinset.pins:
-            hit = next((c for c in self.path if pin in c.facts.pins), None)
-            if hit is not None:
-                matched[pin] = hit
+            if pin in matched:
                 continue
-            off_path = [c for c in self.served if c.path_index is None and pin in c.facts.pins]
+            off_path = [
+                c
+                for c in self.served
+                if c.facts.der_sha256 not in self.on_a_path and pin in c.facts.pins
+            ]
             if off_path:
                 self.add(
                     Check.PIN_OUTSIDE_PATH,
@@ -566,24 +686,92 @@ class _Audit:
                     cert=off_path[0],
                     pin=pin,
                 )
-        if not matched:
-            keys = "; ".join(f"{c.facts.spki_sha256}: {c.facts.subject}" for c in self.path)
-            state = "" if enforced else " (pins not enforced any more)"
+        state = "" if enforced else " (pins not enforced any more)"
+        pins_text = ", ".join(str(p) for p in pinset.pins)
+        passing = [p for p in judged if p.passes]
+        failing = [p for p in judged if not p.passes]
+        if not passing and len(judged) == 1:
+            keys = "; ".join(f"{c.spki_sha256}: {c.subject}" for c in judged[0].certs)
             self.add(
                 Check.PIN_MISMATCH,
                 f"no pin of {pinset.name!r} matches the path{state}. Path keys: {keys}. "
-                f"Pins: {', '.join(str(p) for p in pinset.pins)}",
+                f"Pins: {pins_text}",
                 severity=C if enforced else W,
             )
-        elif all(c.path_index == 0 for c in matched.values()) and not self.path[0].facts.is_ca:
-            pin, leaf = next(iter(matched.items()))
+        elif not passing:
+            certs = {c.spki_sha256: c.subject for path in judged for c in path.certs}
+            keys = "; ".join(f"{pin}: {subject}" for pin, subject in certs.items())
+            paths = "; ".join(chain_text(p.certs) for p in judged)
+            self.add(
+                Check.PIN_MISMATCH,
+                f"no pin of {pinset.name!r} matches any of the {len(judged)} paths a client "
+                f"can build{state}. Paths: {paths}. Keys: {keys}. Pins: {pins_text}",
+                severity=C if enforced else W,
+            )
+        elif failing:
+            self.add(Check.PIN_PATH_DEPENDENT, _path_dependent(pinset, judged) + state)
+        return matched
+
+    def leaf_only(self, pinset: Pinset, judged: tuple[PinPath, ...], seen: set[Pin]) -> None:
+        """`leaf_only_pin` when a path that passes does so by the leaf's key alone;
+        escalated into one finding with the leaf's expiry when the renewal is due."""
+        leaf = self.path[0]
+        if leaf.facts.is_ca:
+            return
+        passing = [p for p in judged if p.passes]
+        by_leaf = [p for p in passing if all(pin in leaf.facts.pins for pin in p.matched)]
+        if not by_leaf:
+            return
+        pin = by_leaf[0].matched[0]
+        if len(by_leaf) == len(passing):
+            where = ""
+        else:
+            shown = "; ".join(chain_text(p.certs) for p in by_leaf)
+            where = f" on {len(by_leaf)} of the {len(passing)} paths that pass ({shown})"
+        spare = [
+            p
+            for p in pinset.pins
+            if p not in seen and (p in pinset.offline or p not in self.known_keys)
+        ]
+        facts = leaf.facts
+        left = facts.not_after - cert_time(self.now)
+        due = (
+            not not_yet_valid(facts, self.now)
+            and not expired(facts, self.now)
+            and left <= timedelta(days=self.endpoint.warn_days)
+        )
+        if not due:
             self.add(
                 Check.LEAF_ONLY_PIN,
-                "only the leaf's key is pinned: a renewal with a new key breaks pinned clients",
+                f"only the leaf's key is pinned{where}: a renewal with a new key breaks pinned "
+                "clients",
                 cert=leaf,
                 pin=pin,
             )
-        return matched
+            return
+        # The leaf's cert_expiring is this finding now: one risk, one finding.
+        self.findings = [
+            f
+            for f in self.findings
+            if not (f.check is Check.CERT_EXPIRING and f.certificate == leaf.position)
+        ]
+        expiry = f"the leaf expires {_date(facts.not_after)} (in {_days(left)})"
+        urgent = left <= timedelta(days=self.endpoint.critical_days)
+        if spare:
+            kind = "offline backup key" if spare[0] in pinset.offline else "spare key"
+            message = (
+                f"only the leaf's key is pinned{where} and {expiry}: renew it with the "
+                f"{kind} pinned in advance ({spare[0]}) or reuse the key; a renewal with any "
+                "other key breaks every pinned client"
+            )
+            self.add(Check.LEAF_ONLY_PIN, message, cert=leaf, pin=pin, severity=C if urgent else W)
+            return
+        message = (
+            f"only the leaf's key is pinned{where} and {expiry}: renewing it with a new key "
+            "breaks every pinned client, and no spare key is pinned in advance. Reuse the key "
+            "for the renewal, or ship the next key's pin in an app update first"
+        )
+        self.add(Check.LEAF_ONLY_PIN, message, cert=leaf, pin=pin, severity=C)
 
     def pinset_window(self, pinset: Pinset) -> bool:
         expiry = pinset_expiry(pinset)
@@ -606,21 +794,52 @@ class _Audit:
         return True
 
 
+def _path_dependent(pinset: Pinset, judged: Sequence[PinPath]) -> str:
+    """The ``pin_path_dependent`` message: the paths that fail and why, those that pass."""
+    passing = [p for p in judged if p.passes]
+    failing = [p for p in judged if not p.passes]
+    named = {
+        c.subject: None for p in passing for c in p.certs if any(pin in c.pins for pin in p.matched)
+    }
+    fails = "; on ".join(
+        f"{chain_text(p.certs)}: no pin names a key of it (the pins name "
+        f"{', '.join(s for s in named if all(c.subject != s for c in p.certs))}, not on it)"
+        for p in failing
+    )
+    passes = "; on ".join(
+        f"{chain_text(p.certs)} ({', '.join(str(pin) for pin in p.matched)})" for p in passing
+    )
+    return (
+        f"pin-set {pinset.name!r} matches {len(passing)} of the {len(judged)} paths a client "
+        f"can build. It fails on {fails}. It passes on {passes}. Clients whose verifier builds "
+        "a failing path refuse the connection; which path a client builds depends on its "
+        "verifier and trust store"
+    )
+
+
 def audit(
     endpoint: Endpoint,
     report: ChainReport,
     now: datetime,
     *,
     known_keys: Mapping[Pin, str] | None = None,
+    search: PathSearch | None = None,
 ) -> tuple[Finding, ...]:
     """Every finding for one endpoint's chain as of `now`, most severe first.
 
     `known_keys` maps pins of certificates known to the scan (trust-store
     roots, certificates seen at other endpoints) to their subjects; a pin
-    found in none of them, nor in this chain, is reported as unresolved."""
-    run = _Audit(endpoint, report, now, known_keys or {})
+    found in none of them, nor in this chain, nor declared an offline backup
+    key, is reported as unresolved. `search`: the other paths clients could
+    build from the served chain (``paths.search_paths``); pins are judged on
+    each, and a search that stopped at its budget is a finding."""
+    run = _Audit(endpoint, report, now, known_keys or {}, search)
     run.chain()
     run.pins()
+    if search is not None and report.valid:
+        budget = path_budget_finding(search.exhausted, len(report.served))
+        if budget is not None:
+            run.findings.append(budget)
     return sort_findings(run.findings)
 
 

@@ -20,14 +20,20 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from scanner.errors import PinError
 from scanner.model import HashAlg, Pin, PinFormat
 
 __all__ = [
+    "KeyMaterial",
     "format_pin",
+    "key_material",
     "okio_base64",
     "parse_digest_name",
     "parse_pin",
@@ -243,3 +249,58 @@ def okio_base64(text: str) -> bytes | None:
     if not _URLSAFE_OR_STANDARD.fullmatch(stripped):
         return None
     return unpadded_base64(stripped.replace("-", "+").replace("_", "/"))
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """The public key a file holds, and what kind of file it is."""
+
+    spki: bytes  # DER SubjectPublicKeyInfo
+    kind: str  # "public key", "private key", "certificate request", "certificate"
+
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _public_key(data: bytes, pem: bool) -> bytes:
+    load = serialization.load_pem_public_key if pem else serialization.load_der_public_key
+    return load(data).public_bytes(*_SPKI)
+
+
+def _csr(data: bytes, pem: bool) -> bytes:
+    load = x509.load_pem_x509_csr if pem else x509.load_der_x509_csr
+    return load(data).public_key().public_bytes(*_SPKI)
+
+
+def _certificate(data: bytes, pem: bool) -> bytes:
+    load = x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate
+    return spki_der(load(data))
+
+
+def _private_key(data: bytes, pem: bool) -> bytes:
+    if pem:
+        key = serialization.load_pem_private_key(data, password=None)
+    else:
+        key = serialization.load_der_private_key(data, password=None)
+    return key.public_key().public_bytes(*_SPKI)
+
+
+_LOADERS: tuple[tuple[str, Callable[[bytes, bool], bytes]], ...] = (
+    ("public key", _public_key),
+    ("certificate request", _csr),
+    ("certificate", _certificate),
+    ("private key", _private_key),
+)
+
+
+def key_material(data: bytes) -> KeyMaterial:
+    """The public key of a PEM or DER public key, unencrypted private key,
+    certificate request (CSR) or certificate (the first one in the data).
+    Raises ValueError when the data holds none of them."""
+    pem = b"-----BEGIN" in data
+    for kind, load in _LOADERS:
+        try:
+            return KeyMaterial(load(data, pem), kind)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            continue
+    raise ValueError("no public key, private key, certificate request or certificate found")

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from scanner.audit import audit, sort_findings
+from scanner.audit import audit, fold_leaf_expiry, pin_paths, sort_findings
 from scanner.caa import CaaLookup, IdentifierTable, bundled_identifiers
 from scanner.chain import DEFAULT_CACHE, CertificateCache, analyze_chain
 from scanner.clients import assess_clients
@@ -32,9 +32,11 @@ from scanner.model import (
     Observation,
     PathStatus,
     Pin,
+    PinPath,
     ProbeFailure,
     Severity,
 )
+from scanner.paths import PathSearch, search_paths
 from scanner.protocol_audit import ProtocolFacts, protocol_findings
 from scanner.rotation import Readiness, readiness
 from scanner.trust import TrustStore
@@ -72,6 +74,9 @@ class AddressResult:
     findings: tuple[Finding, ...]
     client_verdicts: tuple[ClientVerdict, ...] = ()  # each client pin-set's verdict
     protocol: ProtocolFacts | None = None  # OCSP staple, CT, CAA as judged (when asked)
+    # every path a client could build (the validated one first), judged against
+    # the endpoint's pin-set; () without pins or without a path
+    pin_paths: tuple[PinPath, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,18 +251,22 @@ def evaluate(
         report = analyze_chain(
             item.served, store, endpoint.server_name, now, pool=pool, cache=cache
         )
-        findings = audit(endpoint, report, now, known_keys=known)
+        search = _search(endpoint, report, store, now, cache)
+        findings = audit(endpoint, report, now, known_keys=known, search=search)
         verdicts, extra = assess_clients(
-            endpoint, report, store, now, known_keys=known, cache=cache
+            endpoint, report, store, now, known_keys=known, cache=cache, search=search
         )
         protocol, facts = protocol_findings(
             endpoint, item, report, now, caa=caa,
             logs=logs or _bundled_logs(), identifiers=identifiers or _bundled_identifiers(),
         )  # fmt: skip
         if extra or protocol:
-            findings = sort_findings(findings + extra + protocol)
+            findings = sort_findings(fold_leaf_expiry(findings + extra + protocol))
+        judged = pin_paths(endpoint.pinset, report, search)
         per_address.append(
-            AddressResult(item.address, item, None, report, findings, verdicts, facts)
+            AddressResult(
+                item.address, item, None, report, findings, verdicts, facts, pin_paths=judged
+            )
         )
     findings = _merge(per_address)
     primary = next(a for a in per_address if a.report is not None)
@@ -272,6 +281,22 @@ def evaluate(
     return with_rotation(result, store, knowledge)
 
 
+def _search(
+    endpoint: Endpoint,
+    report: ChainReport,
+    store: TrustStore,
+    now: datetime,
+    cache: CertificateCache,
+) -> PathSearch | None:
+    """Every path a client could build from what was served, when something is
+    pinned and the chain validates (only then do the paths differ in more than
+    the verdict clients already share: the chain fails for all of them)."""
+    pinned = endpoint.pinset is not None and bool(endpoint.pinset.pins)
+    if not report.valid or not (pinned or endpoint.client_policies):
+        return None
+    return search_paths([s.der for s in report.served], store, now, cache=cache)
+
+
 def with_rotation(
     result: EndpointResult, store: TrustStore, knowledge: ScanKnowledge | None
 ) -> EndpointResult:
@@ -282,7 +307,8 @@ def with_rotation(
     ca_keys: Mapping[Pin, str] = (
         ChainMap(knowledge.ca_keys, dict(store.known_keys)) if knowledge else store.known_keys
     )
-    return replace(result, rotation=readiness(result.endpoint.pinset, primary.report, ca_keys))
+    rotation = readiness(result.endpoint.pinset, primary.report, ca_keys, primary.pin_paths)
+    return replace(result, rotation=rotation)
 
 
 def needs_second_look(result: EndpointResult) -> bool:

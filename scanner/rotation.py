@@ -2,22 +2,27 @@
 
 Two rotations matter (pinning-semantics §8.7):
 
-- **leaf renewal with a new key, same CA**: survives when a pin matches a CA
-  certificate of the current path (the CA stays), or when a backup pin names
-  no certificate we know — a pre-generated key the renewal can use.
+- **leaf renewal with a new key, same CA**: survives when, on every path
+  clients build, a pin matches a CA certificate (the CA stays), or when a
+  backup pin is a spare key: declared an offline backup key, or naming no
+  certificate we know — a pre-generated key the renewal can use.
 - **switch to another CA**: survives only when a backup pin names a CA key
   we know (a trust-store root or a CA certificate seen in the scan) that is
-  not on the current path. An unresolved backup pin might be such a key,
-  but nothing shows it, so it does not count.
+  not on a current path. An unresolved backup pin might be such a key, but
+  nothing shows it, so it does not count.
+
+Neither is ready while the pins fail today: when no path clients build
+carries a pin, or only some do (cross-signs), the pinned clients that fail
+fail already, whatever the next rotation.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from scanner.model import ChainReport, Pin, Pinset
+from scanner.model import ChainReport, Pin, PinPath, Pinset
 
 __all__ = ["Readiness", "Rotation", "readiness"]
 
@@ -41,27 +46,49 @@ class Readiness:
 
 
 def readiness(
-    pinset: Pinset | None, report: ChainReport | None, ca_keys: Mapping[Pin, str]
+    pinset: Pinset | None,
+    report: ChainReport | None,
+    ca_keys: Mapping[Pin, str],
+    paths: Sequence[PinPath] = (),
 ) -> Readiness | None:
     """None when nothing is pinned (no rotation can break pinning) or no path is known.
 
-    `ca_keys` maps pins of CA certificates known to the scan to their subjects."""
+    `ca_keys` maps pins of CA certificates known to the scan to their subjects.
+    `paths`: every path clients could build, judged against `pinset`
+    (``audit.pin_paths``); without them, the report's path alone."""
     if pinset is None or not pinset.pins or report is None or not report.path:
         return None
-    position: dict[Pin, int] = {}
-    for index, cert in enumerate(report.path):
-        for pin in cert.facts.pins:
-            position.setdefault(pin, index)
-    on_ca = [p for p in pinset.pins if position.get(p, 0) >= 1]
-    backups = [p for p in pinset.pins if p not in position]
-    spare_keys = [p for p in backups if p not in ca_keys]
-    other_cas = [p for p in backups if p in ca_keys]
+    if not paths:
+        certs = tuple(pc.facts for pc in report.path)
+        matched = tuple(p for p in pinset.pins if any(p in c.pins for c in certs))
+        paths = (PinPath(certs, matched),)
+    passing = [p for p in paths if p.passes]
+    if not passing:
+        why = "no pin matches a path clients build today: pinned clients fail already"
+        return Readiness(False, False, why, why)
+    if len(passing) < len(paths):
+        why = (
+            f"pins match only {len(passing)} of the {len(paths)} paths clients build today: "
+            "the clients that build the others fail already"
+        )
+        return Readiness(False, False, why, why)
+    on_paths = {pin for path in paths for cert in path.certs for pin in cert.pins}
+    backups = [p for p in pinset.pins if p not in on_paths]
+    spare_keys = [p for p in backups if p in pinset.offline or p not in ca_keys]
+    other_cas = [p for p in backups if p in ca_keys and p not in pinset.offline]
 
-    if on_ca:
-        subject = report.path[position[on_ca[0]]].facts.subject
-        leaf = (True, f"{on_ca[0]} pins {subject}, which a renewal keeps")
+    # the CA pin of each path: its first matched pin on a certificate above the leaf
+    hits = [
+        next(((pin, c) for c in path.certs[1:] for pin in path.matched if pin in c.pins), None)
+        for path in paths
+    ]
+    on_ca = [hit for hit in hits if hit is not None]
+    if len(on_ca) == len(paths):
+        pin, cert = on_ca[0]
+        leaf = (True, f"{pin} pins {cert.subject}, which a renewal keeps")
     elif spare_keys:
-        leaf = (True, f"only if the new leaf uses the pre-pinned key {spare_keys[0]}")
+        kind = "offline backup key" if spare_keys[0] in pinset.offline else "pre-pinned key"
+        leaf = (True, f"only if the new leaf uses the {kind} {spare_keys[0]}")
     else:
         leaf = (False, "every pin names the current leaf's key or another CA")
 

@@ -2,7 +2,9 @@
 
 Per endpoint the state keeps the served leaf key, the leaf's issuer key and
 a fingerprint of the served chain, each with when it was first and last
-seen. `advance` is pure: previous state + results + the scan's time → the
+seen, and the keys of the CAs above the leaf on the paths clients build
+(``issuing``: what ``preflight --key-only --state`` learns pinned
+intermediates from). `advance` is pure: previous state + results + the scan's time → the
 new state and the findings (key changed, issuer changed, chain changed).
 `load_state`/`save_state` read and write the versioned JSON file; a missing
 file is a fresh start, a corrupt one a warning and a fresh start, and the
@@ -58,6 +60,8 @@ class EndpointState:
     issuer_key: Seen | None  # None when the path had no issuer (self-signed leaf)
     chain: Seen
     leaf_key_changed_at: datetime | None = None  # when a different leaf key was first seen
+    # (pin, subject) of each CA above the leaf on the paths of the last scan
+    issuing: tuple[tuple[str, str], ...] = ()
 
 
 State = Mapping[str, EndpointState]
@@ -81,6 +85,25 @@ def _observed(result: EndpointResult) -> tuple[str, str | None, str] | None:
         return None
     issuer = str(report.path[1].facts.spki_sha256) if len(report.path) > 1 else None
     return str(leaf.spki_sha256), issuer, chain_fingerprint(primary.observation.served)
+
+
+# A path holds a handful of CAs; cross-signs give a few paths (paths.MAX_PATHS).
+MAX_ISSUING = 32
+
+
+def _issuing(result: EndpointResult) -> tuple[tuple[str, str], ...]:
+    """(pin, subject) of the CAs above the leaf on the primary address's paths:
+    the validated (or diagnostic) path, then the others cross-signs allow."""
+    primary = result.primary
+    if primary is None or primary.report is None:
+        return ()
+    paths = [tuple(pc.facts for pc in primary.report.path)]
+    paths += [p.certs for p in primary.pin_paths]
+    found: dict[str, str] = {}
+    for path in paths:
+        for facts in path[1:]:
+            found.setdefault(str(facts.spki_sha256), facts.subject)
+    return tuple(found.items())[:MAX_ISSUING]
 
 
 def _seen(previous: Seen | None, value: str, now: datetime) -> Seen:
@@ -147,6 +170,7 @@ def advance(
             else None,
             chain=_seen(old.chain if old else None, chain, now),
             leaf_key_changed_at=changed_at,
+            issuing=_issuing(result),
         )
         if findings:
             merged = sort_findings((*result.findings, *findings))
@@ -200,6 +224,7 @@ def dumps(state: State) -> str:
             "leaf_key_changed_at": _stamp(entry.leaf_key_changed_at)
             if entry.leaf_key_changed_at
             else None,
+            "issuing": [{"spki_sha256": pin, "subject": subject} for pin, subject in entry.issuing],
         }
         for name, entry in sorted(state.items())
     }
@@ -223,8 +248,16 @@ def loads(text: str) -> dict[str, EndpointState]:
             if leaf is None or chain is None:
                 raise ValueError(f"endpoint {name!r}: leaf_key and chain are required")
             changed = data.get("leaf_key_changed_at")
+            issuing = tuple(
+                (str(ca["spki_sha256"]), str(ca["subject"]))
+                for ca in data.get("issuing", ())[:MAX_ISSUING]
+            )
             state[str(name)] = EndpointState(
-                leaf, _seen_of(data.get("issuer_key")), chain, _time(changed) if changed else None
+                leaf,
+                _seen_of(data.get("issuer_key")),
+                chain,
+                _time(changed) if changed else None,
+                issuing,
             )
         return state
     except json.JSONDecodeError as exc:

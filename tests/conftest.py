@@ -18,6 +18,7 @@ SLOW_MODULES = frozenset(
         "test_chain_props.py",
         "test_client_scan_e2e.py",
         "test_conformance_scan.py",
+        "test_crosssign_e2e.py",
         "test_deploy.py",
         "test_deploy_components.py",
         "test_deploy_image.py",

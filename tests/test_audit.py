@@ -619,3 +619,29 @@ def test_catalogue_covers_every_check_and_the_docs_list_it() -> None:
     for check, (severity, _meaning) in CATALOGUE.items():
         assert f"| `{check.value}` | {severity.value} |" in judging, check
     assert Severity.CRITICAL.rank > Severity.WARNING.rank > Severity.INFO.rank
+
+
+def test_every_check_is_in_the_model_the_catalogue_the_docs_and_the_report_schema() -> None:
+    """A check code lives in four places (docs/architecture.md, "Where things
+    go"): model.base.Check, audit.CATALOGUE, the findings table of
+    docs/judging.md (with the catalogue's exact words) and the report schema's
+    enum. The four must hold the same codes."""
+    import json
+    import re
+
+    docs = Path(__file__).parent.parent / "docs"
+    rows = {
+        m.group(1): (m.group(2), m.group(3))
+        for m in re.finditer(
+            r"^\| `([a-z0-9_]+)` \| (info|warning|critical) \| (.*) \|$",
+            (docs / "judging.md").read_text(),
+            re.MULTILINE,
+        )
+    }
+    schema = json.loads((docs / "report.schema.json").read_text())
+    enum = schema["$defs"]["finding"]["properties"]["check"]["enum"]
+    codes = {check.value for check in Check}
+    assert set(rows) == codes
+    assert set(enum) == codes and len(enum) == len(codes)
+    for check, (severity, meaning) in CATALOGUE.items():
+        assert rows[check.value] == (severity.value, meaning), check

@@ -827,13 +827,15 @@ def test_unknown_keys_everywhere() -> None:
         "inv.yaml:2:1: defualts: unknown key 'defualts' (did you mean 'defaults'?)",
         "inv.yaml:4:3: defaults.tmeout: unknown key 'tmeout' (did you mean 'timeout'?)",
         "inv.yaml:5:3: defaults.host: unknown key 'host' (allowed: all_addresses, caa, "
-        "caa_identifiers, client_cert, client_key, critical_days, ct, labels, ocsp, pinset_warn_days, port, "
-        "proxy, starttls, timeout, tls_min_version, tls_version_severity, trust, warn_days)",
+        "caa_identifiers, client_cert, client_key, critical_days, ct, labels, ocsp, "
+        "pinset_warn_days, port, proxy, starttls, timeout, tls_min_version, "
+        "tls_version_severity, trust, warn_days)",
         "inv.yaml:7:68: pinsets.a.expiry: unknown key 'expiry' (did you mean 'expires'?)",
         "inv.yaml:10:5: endpoints[0].snI: unknown key 'snI' (did you mean 'sni'?)",
         "inv.yaml:11:5: endpoints[0].zzz: unknown key 'zzz' (allowed: all_addresses, caa, "
-        "caa_identifiers, client_cert, client_key, critical_days, ct, host, labels, name, ocsp, pins, pinset, "
-        "pinset_warn_days, port, proxy, sni, starttls, timeout, tls_min_version, "
+        "caa_identifiers, client_cert, client_key, critical_days, ct, host, labels, name, "
+        "ocsp, pins, pinset, pinset_warn_days, port, proxy, sni, starttls, timeout, "
+        "tls_min_version, "
         "tls_version_severity, trust, warn_days)",
     ]
 

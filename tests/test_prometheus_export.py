@@ -74,6 +74,9 @@ ROTATION: dict[str, tuple[int, int] | None] = {
     "leafpin": (0, 1),  # only the leaf key and Root B: a new leaf key breaks it
     "reversed": (0, 1),  # the intermediate taken as the leaf is the only key matched
     "untrusted": None,
+    # no pin matches today: pinned clients fail already, no rotation is "ready"
+    "rotated": (0, 0),
+    "pinsetexpired": (0, 0),
 }
 # Values that depend on the clock of the run: compared by (name, labels), and checked apart.
 CLOCKED = {
@@ -158,7 +161,20 @@ def expected_samples(fleet: Fleet) -> set[Sample]:
             add("pinaudit_last_success_timestamp_seconds", ep, 0)
             add("pinaudit_chain_valid", ep, valid)
             add("pinaudit_pin_match", ep, match)
+            # one path each (no cross-signs in this fleet), none for a chain with no path
+            has_path = scenario.name != "untrusted"
+            add("pinaudit_pin_paths", ep, match, result="match")
+            add("pinaudit_pin_paths", ep, (1 - match) if has_path else 0, result="mismatch")
             add("pinaudit_backup_pins", ep, backups)
+            for position, cert in enumerate(chain):
+                if has_path and f"s{position}" not in path_spec:  # served, off the path
+                    add(
+                        "pinaudit_offpath_cert_not_after_timestamp_seconds",
+                        ep,
+                        _ts(cert.not_valid_after_utc),
+                        position=str(position),
+                        role=_role(cert, position),
+                    )
             add("pinaudit_chain_divergence", ep, 1)
             ready = ROTATION.get(scenario.name, (1, 1))
             if ready is not None:

@@ -236,6 +236,9 @@ def test_a_healthy_pinned_endpoint_exactly(fx: Fixture) -> None:
         ("pinaudit_handshake_duration_seconds", frozenset(ep), 0.75),
         ("pinaudit_tls_info", frozenset({*ep, *TLS}), 1.0),
         ("pinaudit_pin_match", frozenset(ep), 1.0),
+        # one path clients can build, and it carries a pin
+        ("pinaudit_pin_paths", frozenset({*ep, ("result", "match")}), 1.0),
+        ("pinaudit_pin_paths", frozenset({*ep, ("result", "mismatch")}), 0.0),
         ("pinaudit_pins_enforced", frozenset(ep), 1.0),
         (
             "pinaudit_pinset_expiry_timestamp_seconds",

@@ -167,7 +167,8 @@ def test_key_only_from_a_csr(ca: CA, tmp_path: Path) -> None:
     assert status == 1
     assert out.splitlines() == [
         "BREAKS      leaf-only    neither the new key nor a known CA key is pinned: pinned "
-        "clients would fail",
+        f"clients would fail (no CA pinaudit knows has the key {ca.leaf.pin} names: if it is "
+        "the issuing CA's, give the last scan's --state, or that CA with --ca)",
         f"SAFE        pre-pinned   the new key is pinned in advance ({next_leaf.pin})",
         "SAFE        root-pinned  safe if the new leaf is issued under O=pinaudit test PKI,"
         f"CN=Root A (pinned: {ca.root_a.pin})",

@@ -40,7 +40,7 @@ from scanner.model import (
     Severity,
     Verdict,
 )
-from scanner.paths import search_paths
+from scanner.paths import PathSearch, search_paths
 from scanner.trust import TrustStore
 
 __all__ = ["assess_clients", "client_findings"]
@@ -168,15 +168,20 @@ def assess_clients(
     known_keys: Mapping[Pin, str] | None = None,
     cache: CertificateCache = DEFAULT_CACHE,
     env: Environment | None = None,
+    search: PathSearch | None = None,
 ) -> tuple[tuple[ClientVerdict, ...], tuple[Finding, ...]]:
     """Every client verdict on one address's chain, with the client's own failure
-    format attached, and the findings they give."""
+    format attached, and the findings they give. `search`: the client paths the
+    caller listed already (it then reports a search that ran out of budget);
+    without it they are listed here."""
     if not endpoint.client_policies:
         return (), ()
     served = [s.der for s in report.served]
     extra: tuple[Path, ...] = ()
     budget: Finding | None = None
-    if report.valid:
+    if report.valid and search is not None:
+        extra = search.paths
+    elif report.valid:
         search = search_paths(served, store, now, cache=cache)
         extra = search.paths
         budget = path_budget_finding(search.exhausted, len(report.served))

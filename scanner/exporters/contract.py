@@ -154,9 +154,18 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "pinaudit_pin_match",
-        "1 when a declared pin matches a key of the path, 0 when none does (drift); "
-        "absent when no pins are declared.",
+        "1 when a declared pin matches a key of the path, or of one of the paths "
+        "cross-signs let clients build; 0 when none does (drift); absent when no pins "
+        "are declared.",
         scope=Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_pin_paths",
+        "Paths clients could build (cross-signs give several) on which a declared pin "
+        "matches (result=match) or none does (result=mismatch); absent when no pins are "
+        "declared.",
+        ("result",),
+        Scope.ADDRESS,
     ),
     MetricSpec(
         "pinaudit_pins_enforced",
@@ -169,7 +178,7 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "pinaudit_backup_pins",
-        "Declared pins that match no certificate of the current path.",
+        "Declared pins that match no certificate of the current paths.",
         scope=Scope.ADDRESS,
     ),
     MetricSpec(
@@ -182,6 +191,13 @@ SPECS: tuple[MetricSpec, ...] = (
         "pinaudit_cert_not_after_timestamp_seconds",
         "Expiry of each certificate of the path (position 0 = leaf), or of the served "
         "chain when no path exists, Unix time.",
+        ("position", "role"),
+        Scope.ADDRESS,
+    ),
+    MetricSpec(
+        "pinaudit_offpath_cert_not_after_timestamp_seconds",
+        "Expiry of each served certificate that is not on the path (position = where it "
+        "was served), Unix time.",
         ("position", "role"),
         Scope.ADDRESS,
     ),

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scanner.audit import pins_enforced, pinset_expiry
-from scanner.model import CertFacts, ChainReport, ClientVerdict, Finding, Pin
+from scanner.model import CertFacts, ChainReport, ClientVerdict, Finding, Pin, PinPath
 from scanner.protocol_audit import ProtocolFacts
 from scanner.results import EndpointResult, ResultStatus, unjudged
 
@@ -68,6 +68,44 @@ def _chain(report: ChainReport) -> list[dict[str, Any]]:
             )
         chain.append(entry)
     return chain
+
+
+def _path_certificates(report: ChainReport) -> list[dict[str, Any]]:
+    """Every certificate of the path (validated, or diagnostic when validation
+    failed), leaf first, with its expiry: also the anchor the trust store
+    supplied and intermediates found elsewhere, which `chain` (what was served)
+    does not hold."""
+    return [
+        {
+            "index": index,
+            "position": pc.served_position,
+            "role": role(pc.facts, index),
+            "subject": pc.facts.subject,
+            "issuer": pc.facts.issuer,
+            "spki_sha256": str(pc.facts.spki_sha256),
+            "not_before": timestamp(pc.facts.not_before),
+            "not_after": timestamp(pc.facts.not_after),
+        }
+        for index, pc in enumerate(report.path)
+    ]
+
+
+def _pin_path(judged: PinPath, report: ChainReport) -> dict[str, Any]:
+    served = {s.facts.der_sha256: s.position for s in report.served if s.facts is not None}
+    return {
+        "anchor": judged.anchor.subject,
+        "verdict": "pass" if judged.passes else "fail",
+        "matched": [str(p) for p in judged.matched],
+        "certificates": [
+            {
+                "subject": facts.subject,
+                "spki_sha256": str(facts.spki_sha256),
+                "not_after": timestamp(facts.not_after),
+                "position": served.get(facts.der_sha256),
+            }
+            for facts in judged.certs
+        ],
+    }
 
 
 def finding_entry(finding: Finding) -> dict[str, Any]:
@@ -157,6 +195,10 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
         if report and report.valid
         else [],
         "path_status": report.status.value if report else None,
+        "path_certificates": _path_certificates(report) if report else [],
+        "pin_paths": [_pin_path(p, report) for p in primary.pin_paths]
+        if primary is not None and report is not None
+        else [],
         "findings": [finding_entry(f) for f in result.findings],
         "tls": {
             "version": observation.tls_version,
@@ -191,6 +233,7 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
             "pins": [str(p) for p in ep.pinset.pins],
             "expires": timestamp(expiry) if expiry else None,
             "enforced": pins_enforced(ep.pinset, now),
+            "offline": [str(p) for p in ep.pinset.pins if p in ep.pinset.offline],
         }
     if ep.all_addresses:
         entry["addresses"] = [

@@ -64,6 +64,7 @@ __all__ = [
     "endpoint_id",
     "examined_certificates",
     "job_exposition",
+    "offpath_certificates",
     "process_exposition",
     "scan_exposition",
 ]
@@ -227,6 +228,20 @@ def examined_certificates(report: ChainReport) -> list[tuple[int, str, CertFacts
     return [(position, role(facts, position), facts) for position, facts in certs]
 
 
+def offpath_certificates(report: ChainReport) -> list[tuple[int, str, CertFacts]]:
+    """(served position, role, facts) of the parsable served certificates that
+    are not on the path (none when no path exists: then the served ones are
+    the examined ones)."""
+    if not report.path:
+        return []
+    on_path = {pc.served_position for pc in report.path}
+    return [
+        (s.position, role(s.facts, s.position), s.facts)
+        for s in report.served
+        if s.facts is not None and s.position not in on_path
+    ]
+
+
 def _usable(address: AddressResult) -> bool:
     return address.observation is not None and address.report is not None
 
@@ -255,6 +270,15 @@ def _facts(out: _Families, endpoint: Endpoint, key: str, kept: Retained) -> None
                 key,
                 (str(position), cert_role),
             )
+    for position, cert_role, facts in offpath_certificates(report):
+        if position < MAX_CHAIN_POSITIONS:
+            out.add(
+                "pinaudit_offpath_cert_not_after_timestamp_seconds",
+                facts.not_after.timestamp(),
+                endpoint,
+                key,
+                (str(position), cert_role),
+            )
     if certs:
         earliest = min(facts.not_after for _, _, facts in certs)
         out.add("pinaudit_chain_expiry_timestamp_seconds", earliest.timestamp(), endpoint, key)
@@ -274,10 +298,13 @@ def _facts(out: _Families, endpoint: Endpoint, key: str, kept: Retained) -> None
         )
     pinset = endpoint.pinset
     if pinset is not None and pinset.pins:
-        on_path = {pin for pc in report.path for pin in pc.facts.pins}
+        judged = kept.address.pin_paths
         declared = set(pinset.pins)
-        matching = declared & on_path
-        out.add("pinaudit_pin_match", 1 if matching else 0, endpoint, key)
+        matching = {pin for path in judged for pin in path.matched}
+        passing = sum(1 for path in judged if path.passes)
+        out.add("pinaudit_pin_match", 1 if passing else 0, endpoint, key)
+        out.add("pinaudit_pin_paths", passing, endpoint, key, ("match",))
+        out.add("pinaudit_pin_paths", len(judged) - passing, endpoint, key, ("mismatch",))
         out.add("pinaudit_backup_pins", len(declared - matching), endpoint, key)
 
 

@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
 from scanner.fleet import faults
 from scanner.fleet.pki import PKI, Issued, make_key
 from scanner.fleet.server import Behaviour, Credential, Site, TlsConfig
 from scanner.model import Pin
+from scanner.pins import pins_of_spki
 
 __all__ = [
     "BIG_CHAIN_DECOYS",
     "BY_NAME",
+    "CROSS_SIGN_SCENARIOS",
     "DOMAIN",
     "FAULT_SCENARIOS",
     "HUGE_CHAIN_CERTS",
@@ -253,7 +256,38 @@ PATH_SCENARIOS: tuple[Scenario, ...] = (
         client="okhttp",
     ),
 )
-BY_NAME = {s.name: s for s in (*SCENARIOS, *FAULT_SCENARIOS, *PATH_SCENARIOS)}
+# A cross-signed issuing CA (pinning-semantics §8.5, §9.53-55): its key is
+# certified by Fleet Root A and, cross-signed, by Fleet Root B, both trusted;
+# the server sends the leaf and both intermediate certificates, so a client
+# builds leaf → CA → Root A or leaf → CA → Root B depending on its verifier
+# and trust store (Let's Encrypt's ISRG Root X1 and DST Root CA X3 in 2021).
+# Each pin-set has an offline backup key; what it pins decides the verdict:
+# one root → some clients fail (path-dependent); the CA or the leaf → all pass.
+CROSS_SIGN_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "xsignroota",
+        "cross-signed issuing CA; Root A pinned: clients that build the path to Root B fail",
+        _k(("pin_path_dependent", W, None)),
+    ),
+    Scenario(
+        "xsignrootb",
+        "cross-signed issuing CA; Root B pinned: clients that build the path to Root A fail",
+        _k(("pin_path_dependent", W, None)),
+    ),
+    Scenario(
+        "xsigninter",
+        "cross-signed issuing CA, itself pinned: one key on both paths",
+        _k(),
+    ),
+    Scenario(
+        "xsignleaf",
+        "cross-signed issuing CA; the leaf key pinned: both paths pass (rotation risk)",
+        _k(("leaf_only_pin", W, 0)),
+    ),
+)
+BY_NAME = {
+    s.name: s for s in (*SCENARIOS, *FAULT_SCENARIOS, *PATH_SCENARIOS, *CROSS_SIGN_SCENARIOS)
+}
 
 
 @dataclass(frozen=True)
@@ -265,6 +299,7 @@ class FleetEndpoint:
     pins: tuple[Pin, ...]
     expires: date | None
     site: Site | None  # None when nothing listens
+    offline: tuple[Pin, ...] = ()  # pins written as offline backup keys
 
 
 @dataclass
@@ -306,7 +341,12 @@ class Fleet:
         ]
         for ep in self.endpoints:
             port = next(ports) if ep.site is not None else any_port
-            pins = ", ".join(json.dumps(str(p)) for p in ep.pins)
+            pins = ", ".join(
+                f"{{pin: {json.dumps(str(p))}, offline: true}}"
+                if p in ep.offline
+                else json.dumps(str(p))
+                for p in ep.pins
+            )
             lines += [
                 f"  - name: {ep.name}",
                 f"    host: {ep.address}",
@@ -367,6 +407,33 @@ class _Factory:
         self.rogue_root = self.pki.root("Rogue Root")
         self.rogue_inter = self.pki.intermediate("Rogue Issuing CA", self.rogue_root)
         self.standard_pins = (self.inter_a.pin, self.root_b.pin)
+        self._inter_a_by_b: Issued | None = None
+        self._spare: Pin | None = None
+
+    @property
+    def inter_a_by_b(self) -> Issued:
+        """Fleet Issuing CA A cross-signed by Fleet Root B (made when first asked for)."""
+        if self._inter_a_by_b is None:
+            self._inter_a_by_b = self.pki.cross_sign(self.inter_a, self.root_b)
+        return self._inter_a_by_b
+
+    @property
+    def spare_pin(self) -> Pin:
+        """The pin of an offline backup key: a key no certificate carries."""
+        if self._spare is None:
+            spki = (
+                make_key()
+                .public_key()
+                .public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+            self._spare = pins_of_spki(spki)[0]
+        return self._spare
+
+    def offline(self, pins: tuple[Pin, ...]) -> tuple[Pin, ...]:
+        """Which of `pins` are offline backup keys."""
+        return tuple(p for p in pins if self._spare is not None and p == self._spare)
 
     def leaf(self, host: str, issuer: Issued | None = None, **kw: object) -> Issued:
         return self.pki.leaf(host, issuer or self.inter_a, **kw)
@@ -502,6 +569,30 @@ class _Factory:
         ]
         return [self.leaf(host), self.inter_a, *mesh], self.standard_pins, None
 
+    def _cross_signed(
+        self, host: str, pinned: str
+    ) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        leaf = self.leaf(host)
+        pins = {
+            "root_a": self.root_a.pin,
+            "root_b": self.root_b.pin,
+            "inter": self.inter_a.pin,
+            "leaf": leaf.pin,
+        }
+        return [leaf, self.inter_a, self.inter_a_by_b], (pins[pinned], self.spare_pin), None
+
+    def _xsignroota(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        return self._cross_signed(host, "root_a")
+
+    def _xsignrootb(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        return self._cross_signed(host, "root_b")
+
+    def _xsigninter(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        return self._cross_signed(host, "inter")
+
+    def _xsignleaf(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
+        return self._cross_signed(host, "leaf")
+
     def _critext(self, host: str) -> tuple[list[Issued], tuple[Pin, ...], date | None]:
         oid = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
         leaf = self.leaf(
@@ -545,7 +636,9 @@ def build_fleet(
             site = Site(address, port, Behaviour.TLS, config)
         elif scenario.listening:
             site = Site(address, port, scenario.behaviour)
-        endpoints.append(FleetEndpoint(name, scenario, address, host, pins, expires, site))
+        endpoints.append(
+            FleetEndpoint(name, scenario, address, host, pins, expires, site, factory.offline(pins))
+        )
     fleet = Fleet(now, endpoints, [factory.root_a, factory.root_b], timeout)
     fleet.extra["factory"] = factory  # its CAs and keys, to change the fleet between scans
     return fleet

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
-from yaml.nodes import Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from scanner.clients.selection import applies
 from scanner.ct import CtPolicy
 from scanner.errors import InventoryError, InventoryProblem, PinError
 from scanner.inventory.client_pinsets import is_client_pinset_node, read_client_pinset
 from scanner.inventory.files import (
+    MAX_FILE_BYTES,
     MAX_INCLUDED_FILES,
     PSEUDO_FILESYSTEMS,
     FileRef,
@@ -68,7 +69,7 @@ from scanner.model import (
     TrustKind,
     TrustSpec,
 )
-from scanner.pins import parse_digest_name
+from scanner.pins import KeyMaterial, key_material, parse_digest_name, parse_pin, pins_of_spki
 from scanner.proxy import parse_proxy
 from scanner.starttls import Starttls
 from scanner.tlsversion import DEFAULT_MINIMUM
@@ -102,6 +103,9 @@ _DEFAULT_KEYS = (
 )
 _ROOT_KEYS = ("version", "defaults", "include", "pinsets", "endpoints")
 _PINSET_KEYS = ("pins", "expires", "digest")
+# A pin written as a mapping: `{pin: …, offline: true, key: next.csr}`.
+_PIN_KEYS = ("pin", "offline", "key")
+MAX_KEY_FILES = 1000  # distinct `key:` files one inventory may name (each read once)
 _ENDPOINT_KEYS = ("host", "name", "port", "sni", "pinset", "pins", *_DEFAULT_KEYS[1:])
 
 _CERTIFI = TrustSpec(TrustKind.CERTIFI)
@@ -212,6 +216,7 @@ class _Draft:
     inline: tuple[Pin, ...] | None
     inline_at: Location | None
     clean: bool  # no problem found inside the endpoint
+    inline_offline: frozenset[Pin] = frozenset()  # inline pins declared offline backup keys
 
 
 # --- public API --------------------------------------------------------------
@@ -275,6 +280,8 @@ class _Run:
         # client certificate and key pairs checked so far: (cert, key) → problem
         self.client_pairs: dict[tuple[str, str | None], str | None] = {}
         self.root_settings = _Effective()
+        # key files named by pins (`key:`), read once each: real path → key or why not
+        self.key_files: dict[str, KeyMaterial | str] = {}
 
     def add(self, location: Location, path: str, message: str) -> None:
         key = (location, message)  # the same node reached through aliases: once
@@ -363,7 +370,7 @@ class _Run:
             return (
                 None
                 if draft.inline is None
-                else Pinset(INLINE, draft.inline, None, draft.inline_at)
+                else Pinset(INLINE, draft.inline, None, draft.inline_at, draft.inline_offline)
             )
         if draft.pinset_ref is not None:
             name, where, path = draft.pinset_ref
@@ -376,9 +383,10 @@ class _Run:
         if draft.inline is None or (named is not None and not draft.inline):
             return named
         if named is None:
-            return Pinset(INLINE, draft.inline, None, draft.inline_at)
+            return Pinset(INLINE, draft.inline, None, draft.inline_at, draft.inline_offline)
         pins = tuple(dict.fromkeys(named.pins + draft.inline))
-        return Pinset(f"{named.name}+{INLINE}", pins, named.expires, draft.inline_at)
+        offline = named.offline | draft.inline_offline
+        return Pinset(f"{named.name}+{INLINE}", pins, named.expires, draft.inline_at, offline)
 
     def _pinset_hint(self, name: str) -> str:
         if not self.pinsets:
@@ -748,9 +756,129 @@ class _Source(NodeReader):
         if "expires" in fields:
             expires = self.date(fields["expires"], join(path, "expires"))
         pins: tuple[Pin, ...] = ()
+        offline: frozenset[Pin] = frozenset()
         if self.require(fields, "pins", entry.value, path):
-            pins = self.pins(fields["pins"], join(path, "pins"), digest) or ()
-        return Pinset(entry.key, pins, expires, self.at(entry.key_node))
+            pins, offline = self.pin_list(fields["pins"], join(path, "pins"), digest) or (
+                (),
+                offline,
+            )
+        return Pinset(entry.key, pins, expires, self.at(entry.key_node), offline)
+
+    def pin_list(
+        self, node: Node, path: str, digest: str | None
+    ) -> tuple[tuple[Pin, ...], frozenset[Pin]] | None:
+        """A list of pins, each a string or a mapping (``pin_entry``): the pins
+        (duplicates collapse, the first spelling's position kept) and those
+        declared offline backup keys."""
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        pins: dict[Pin, None] = {}
+        offline: set[Pin] = set()
+        for index, item in enumerate(items):
+            where = f"{path}[{index}]"
+            if isinstance(item, MappingNode) and id(item) not in self.bad:
+                read = self.pin_entry(item, where, digest)
+                if read is None:
+                    continue
+                pin, is_offline = read
+            else:
+                text = self.string(item, where)
+                if text is None:
+                    continue
+                try:
+                    pin = parse_pin(text, digest=digest, where=where)
+                except PinError as exc:
+                    self.report(item, where, str(PinError(exc.pin, exc.reason)))
+                    continue
+                is_offline = False
+            pins.setdefault(pin)
+            if is_offline:
+                offline.add(pin)
+        return tuple(pins), frozenset(offline)
+
+    def pin_entry(self, node: Node, path: str, digest: str | None) -> tuple[Pin, bool] | None:
+        """``{pin: …, offline: true, key: FILE}``: a pin, whether it is an
+        offline backup key, and the file of that key (a public key, a CSR or a
+        certificate) to compute the pin from or to check it against."""
+        entries = self.mapping(node, path)
+        if entries is None:
+            return None
+        before = len(self.run.problems)
+        fields = self.fields(entries, _PIN_KEYS, path)
+        pin = None
+        if "pin" in fields:
+            where = join(path, "pin")
+            text = self.string(fields["pin"], where)
+            if text is not None:
+                try:
+                    pin = parse_pin(text, digest=digest, where=where)
+                except PinError as exc:
+                    self.report(fields["pin"], where, str(PinError(exc.pin, exc.reason)))
+        offline = False
+        if "offline" in fields:
+            offline = bool(self.boolean(fields["offline"], join(path, "offline")))
+        key = None
+        if "key" in fields:
+            key = self.key_file(fields["key"], join(path, "key"))
+        if "pin" not in fields and "key" not in fields:
+            self.report(node, path, "a pin mapping needs pin:, key: or both")
+        if len(self.run.problems) != before:
+            return None
+        if key is not None:
+            name, material = key
+            sha256, sha1 = pins_of_spki(material.spki)
+            own = sha1 if pin is not None and pin.alg is sha1.alg else sha256
+            if pin is not None and pin != own:
+                self.report(
+                    fields["pin"],
+                    join(path, "pin"),
+                    f"{pin} is not the key in {name} (a {material.kind} whose key's pin is {own})",
+                )
+                return None
+            pin = own
+        return (pin, offline) if pin is not None else None
+
+    def key_file(self, node: Node, path: str) -> tuple[str, KeyMaterial] | None:
+        """(the name as written, its key) of a public key, CSR or certificate file
+        named relative to this file. Each file is read once per run; a private
+        key is refused (the private half of an offline backup belongs offline)."""
+        found = self.file(node, path)
+        if found is None:
+            return None
+        name = str(node.value)
+        real = os.path.realpath(found[0])
+        material = self.run.key_files.get(real)
+        if material is None and any(
+            real == top or real.startswith(top + "/") for top in PSEUDO_FILESYSTEMS
+        ):
+            material = f"refused: {name!r} is on a pseudo filesystem ({real})"
+        elif material is None and len(self.run.key_files) >= MAX_KEY_FILES:
+            material = f"refused: more than {MAX_KEY_FILES} key files named"
+        if material is None:
+            try:
+                data = read_file(real)
+            except Unreadable as exc:
+                material = f"cannot read {name!r}: {exc}"
+            else:
+                try:
+                    material = too_large() if len(data) > MAX_FILE_BYTES else key_material(data)
+                except ValueError as exc:
+                    material = f"{name}: {exc}"
+            self.run.key_files[real] = material
+        if isinstance(material, str):
+            self.report(node, path, material)
+            return None
+        if material.kind == "private key":
+            self.report(
+                node,
+                path,
+                f"{name} is a private key: name its public key or a certificate request "
+                "instead (the private key of an offline backup belongs offline; openssl pkey "
+                f"-in {name} -pubout prints the public key)",
+            )
+            return None
+        return name, material
 
     def digest(self, node: Node, path: str) -> str | None:
         text = self.string(node, path)
@@ -796,8 +924,11 @@ class _Source(NodeReader):
             if ref is not None:
                 pinset_ref = (ref, self.at(fields["pinset"]), join(path, "pinset"))
         inline = inline_at = None
+        inline_offline: frozenset[Pin] = frozenset()
         if "pins" in fields:
-            inline = self.pins(fields["pins"], join(path, "pins"), None)
+            read = self.pin_list(fields["pins"], join(path, "pins"), None)
+            if read is not None:
+                inline, inline_offline = read
             inline_at = self.at(fields["pins"])
         name, name_at = self.endpoint_name(fields.get("name"), path, node)
         port_ok = "port" not in fields or layer.port is not None
@@ -816,6 +947,7 @@ class _Source(NodeReader):
                 inline=inline,
                 inline_at=inline_at,
                 clean=len(self.run.problems) == problems_before,
+                inline_offline=inline_offline,
             )
         )
 

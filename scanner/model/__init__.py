@@ -26,6 +26,7 @@ from scanner.model.chain import (
     ChainReport,
     PathCert,
     PathStatus,
+    PinPath,
     ServedCert,
 )
 from scanner.model.inventory import (
@@ -81,6 +82,7 @@ __all__ = [
     "Phase",
     "Pin",
     "PinFormat",
+    "PinPath",
     "Pinset",
     "Platform",
     "PolicyRule",

@@ -41,6 +41,7 @@ class Check(str, enum.Enum):
     """The closed catalogue of checks (DESIGN §4). The value is the ``check`` label."""
 
     PIN_MISMATCH = "pin_mismatch"
+    PIN_PATH_DEPENDENT = "pin_path_dependent"
     PIN_OUTSIDE_PATH = "pin_outside_path"
     PINSET_EXPIRED = "pinset_expired"
     PINSET_EXPIRING = "pinset_expiring"

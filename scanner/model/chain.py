@@ -9,7 +9,7 @@ from datetime import datetime
 
 from scanner.model.base import KeyType, Pin
 
-__all__ = ["CertFacts", "ChainReport", "PathCert", "PathStatus", "ServedCert"]
+__all__ = ["CertFacts", "ChainReport", "PathCert", "PathStatus", "PinPath", "ServedCert"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,24 @@ class PathCert:
 
     facts: CertFacts
     served_position: int | None  # None when it came from the store or the intermediate pool
+
+
+@dataclass(frozen=True)
+class PinPath:
+    """One path a client could build (leaf first, anchor last), judged against
+    an endpoint's pin-set: the pins that name a key on it. A client that builds
+    this path connects when ``matched`` is not empty."""
+
+    certs: tuple[CertFacts, ...]
+    matched: tuple[Pin, ...]
+
+    @property
+    def passes(self) -> bool:
+        return bool(self.matched)
+
+    @property
+    def anchor(self) -> CertFacts:
+        return self.certs[-1]
 
 
 @dataclass(frozen=True)

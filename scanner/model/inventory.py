@@ -21,12 +21,18 @@ class Pinset:
     ``expires`` follows Android ``pin-set expiration`` / TrustKit
     ``TSKExpirationDate``: the pins are enforced *before* 00:00 UTC of that
     date and not from then on.
+
+    ``offline``: pins declared as offline backup keys (a key kept offline,
+    never served, to move to when the current key or CA has to go). They
+    are part of ``pins``; being unknown to the scan is their point, and one
+    that shows up on a served chain is no backup any more.
     """
 
     name: str
     pins: tuple[Pin, ...]
     expires: date | None = None
     location: Location | None = field(default=None, compare=False)
+    offline: frozenset[Pin] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ REQUIRED_ALERTS = {
     # issue 16: an exporter whose scrape fails, addresses serving different chains
     "PinauditExporterDown",
     "PinauditChainDivergence",
+    # issue 12 item 1: a pin on some of the paths cross-signs allow
+    "PinauditPinPathDependent",
 }
 # Concrete values for Grafana's variables, to parse the dashboard's queries.
 GRAFANA_VARIABLES = {

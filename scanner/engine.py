@@ -18,23 +18,25 @@ import resource
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import trio
 
 from scanner.caa import CaaLookup
+from scanner.chain import DEFAULT_CACHE, AnalysisCache, CertificateCache
 from scanner.errors import ConfigError
 from scanner.model import Endpoint, Observation, ProbeErrorKind, ProbeFailure
 from scanner.probe import ClientContext, lookup_caa, make_client_context, probe
 from scanner.protocol_audit import caa_query_name
 from scanner.results import (
+    Dependencies,
     EndpointResult,
+    Rejudge,
     ScanKnowledge,
     evaluate,
     internal_error,
-    needs_second_look,
     not_scanned,
     with_rotation,
 )
@@ -78,6 +80,10 @@ class ScanOptions:
     retries: int = 0  # extra attempts after a transient failure
     backoff: float = 0.5  # seconds before the first retry, doubled each time, jittered
     dns_server: tuple[str, int] | None = None  # CAA lookups' server; None: resolv.conf
+    # The reference way of judging, for tests and doubts: no cache of chain
+    # analyses, and every endpoint judged again from scratch at the end of the
+    # scan (the incremental second look re-judges only those whose answers changed).
+    reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,12 @@ class _Run:
         self.stores = stores
         self.sinks = sinks
         self.knowledge = ScanKnowledge()
+        if options.reference:
+            self.analyses: AnalysisCache | None = None
+            self.certificates = CertificateCache()
+        else:
+            self.analyses = AnalysisCache()
+            self.certificates = DEFAULT_CACHE
         self.results: list[EndpointResult | None] = [None] * len(endpoints)
         self.probed: dict[int, tuple[list[Observation | ProbeFailure], int]] = {}
         self.caa: dict[int, CaaLookup] = {}
@@ -196,34 +208,35 @@ class _Run:
         )
 
     def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
-        endpoint = self.endpoints[index]
         for item in probed:
             if isinstance(item, Observation):
-                self.knowledge.learn(item.served)
-        result = self.judge(endpoint, probed, tries, self.caa.get(index))
+                self.knowledge.learn(item.served, self.certificates)
+        result = self.judge(index, probed, tries)
         self.probed[index] = (probed, tries)
         self.results[index] = result
         for sink in self.sinks:
             sink(result)
 
     def judge(
-        self,
-        endpoint: Endpoint,
-        probed: list[Observation | ProbeFailure],
-        tries: int,
-        caa: CaaLookup | None = None,
+        self, index: int, probed: list[Observation | ProbeFailure], tries: int
     ) -> EndpointResult:
         """The endpoint's verdict; a bug in judging it is that endpoint's
-        internal_error finding, never the end of the scan."""
+        internal_error finding, never the end of the scan. What the verdict
+        read of the scan-wide knowledge that may still change is indexed."""
+        endpoint = self.endpoints[index]
+        depends = Dependencies()
         try:
             store = self.stores.get(endpoint.trust)
-            return evaluate(
+            result = evaluate(
                 endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries,
-                caa=caa,
+                caa=self.caa.get(index), cache=self.certificates, analyses=self.analyses,
+                depends=depends,
             )  # fmt: skip
         except Exception as exc:
             self.internal_errors.append((endpoint.name, traceback.format_exc()))
             return internal_error(endpoint, exc, tries)
+        self.knowledge.watch(index, depends)
+        return result
 
     async def worker(self) -> None:
         for index in self.queue:
@@ -232,14 +245,21 @@ class _Run:
             self.finish(index, probed, tries)
 
     def second_look(self) -> None:
-        """Re-judge verdicts that depend on what the whole scan saw."""
-        for index, result in enumerate(self.results):
+        """Re-judge the verdicts whose scan-wide answers changed since they were
+        judged (the reference way: every verdict, from scratch)."""
+        changed: dict[Hashable, Rejudge]
+        if self.options.reference:
+            changed = dict.fromkeys(self.probed, Rejudge.FULL)
+        else:
+            changed = self.knowledge.take_changed()
+        for index, level in sorted((i, lv) for i, lv in changed.items() if isinstance(i, int)):
+            result = self.results[index]
             if result is None or index not in self.probed:
                 continue
             endpoint = self.endpoints[index]
-            if needs_second_look(result):
+            if level is Rejudge.FULL:
                 probed, tries = self.probed[index]
-                self.results[index] = self.judge(endpoint, probed, tries, self.caa.get(index))
+                self.results[index] = self.judge(index, probed, tries)
             elif result.primary is not None:  # which CA keys are known grew while the scan ran
                 try:
                     store = self.stores.get(endpoint.trust)

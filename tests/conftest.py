@@ -14,6 +14,7 @@ import pytest
 SLOW_MODULES = frozenset(
     {
         "test_bench_realistic.py",
+        "test_chain_cache.py",
         "test_chain_differential.py",
         "test_chain_props.py",
         "test_client_scan_e2e.py",

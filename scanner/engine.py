@@ -95,6 +95,8 @@ class ScanOutcome:
     # (endpoint name, traceback) of every endpoint whose judgement raised: a bug,
     # recorded as that endpoint's internal_error finding while the scan went on
     internal_errors: tuple[tuple[str, str], ...] = ()
+    # endpoints the second look judged again (their scan-wide answers changed)
+    rejudged: int = 0
 
 
 def open_descriptors() -> int:
@@ -158,6 +160,7 @@ class _Run:
         self.contexts: dict[tuple[str | None, str | None], ClientContext] = {}
         self.interrupted = False
         self.internal_errors: list[tuple[str, str]] = []
+        self.rejudged = 0
 
     def context(self, endpoint: Endpoint) -> ClientContext:
         key = (endpoint.client_cert, endpoint.client_key)
@@ -257,6 +260,7 @@ class _Run:
             if result is None or index not in self.probed:
                 continue
             endpoint = self.endpoints[index]
+            self.rejudged += 1
             if level is Rejudge.FULL:
                 probed, tries = self.probed[index]
                 self.results[index] = self.judge(index, probed, tries)
@@ -321,4 +325,5 @@ async def run_scan(
         run.interrupted,
         deadline_hit,
         tuple(run.internal_errors),
+        run.rejudged,
     )

@@ -145,8 +145,9 @@ class Dependencies:
 
 class _Known(Mapping[Pin, str]):
     """Keys the scan has seen, then the trust store's: the mapping the audit and
-    rotation readiness read. Every lookup of a pin the scan has not seen (yet)
-    is noted in `pending`: its answer changes if a later endpoint serves it."""
+    rotation readiness read. A lookup whose answer changes if a later endpoint
+    serves the key is noted in `pending`: whether a pin is known when it is
+    not, the subject of a pin only the store knows (the scan's comes first)."""
 
     __slots__ = ("_pending", "_scan", "_store", "_whole")
 
@@ -174,10 +175,15 @@ class _Known(Mapping[Pin, str]):
         return self._store[pin]
 
     def __contains__(self, pin: object) -> bool:
-        if pin in self._scan:
-            return True
+        if pin in self._scan or pin in self._store:
+            return True  # stays true: the scan's keys only grow
         self._unseen(pin)
-        return pin in self._store
+        return False
+
+    def __bool__(self) -> bool:
+        # Always true: ``known_keys or {}`` must keep this view (and its notes),
+        # and asking whether it is empty is not reading it whole.
+        return True
 
     def __iter__(self) -> Iterator[Pin]:
         if self._whole is not None:

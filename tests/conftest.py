@@ -30,6 +30,7 @@ SLOW_MODULES = frozenset(
         "test_faults.py",
         "test_fuzz.py",
         "test_importers_props.py",
+        "test_incremental_fleet.py",
         "test_inventory_props.py",
         "test_okhttp_oracle.py",
         "test_paths_mesh_e2e.py",

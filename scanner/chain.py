@@ -15,6 +15,7 @@ import enum
 import hashlib
 import ipaddress
 import re
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -646,16 +647,81 @@ class AnalysisCache:
     verifier refuses are analysed each time (the report quotes them). An
     analysis that consulted the pool of intermediates seen elsewhere is
     reused only while the pool is the same. The oldest entry goes first when
-    `max_entries` is reached."""
+    `max_entries` is reached.
+
+    It also keeps the client-path search of each distinct chain
+    (`remember_search`: ``paths.search_paths`` depends on the served chain,
+    the store and the instant only), bounded the same way: on a pinned fleet
+    the search costs as much as the validation.
+
+    Entries are added under a lock: a cache miss may be worked out in a
+    worker thread while the scan loop reads the cache."""
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[object, ...], _Analysis] = {}
+        self._searches: dict[tuple[object, ...], tuple[TrustStore, object]] = {}
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.search_hits = 0
+        self.search_misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def searches(self) -> int:
+        """How many path searches are held (for tests and figures)."""
+        return len(self._searches)
+
+    def has_search(self, served: Sequence[bytes], store: TrustStore, now: datetime) -> bool:
+        return (id(store), now, tuple(served)) in self._searches
+
+    def remember_search(
+        self,
+        served: Sequence[bytes],
+        store: TrustStore,
+        now: datetime,
+        search: Callable[[], T],
+    ) -> T:
+        """`search()` (a ``paths.search_paths`` of `served`), once per distinct
+        (served chain, trust store, instant)."""
+        key = (id(store), now, tuple(served))
+        entry = self._searches.get(key)
+        if entry is not None:
+            self.search_hits += 1
+            return entry[1]  # type: ignore[return-value]
+        self.search_misses += 1
+        found = search()
+        with self._lock:
+            if key not in self._searches and len(self._searches) >= self.max_entries:
+                del self._searches[next(iter(self._searches))]
+            self._searches[key] = (store, found)
+        return found
+
+    def has_analysis(
+        self,
+        served: Sequence[bytes],
+        store: TrustStore,
+        server_name: str,
+        now: datetime,
+        *,
+        pool: Sequence[x509.Certificate],
+        cache: CertificateCache,
+    ) -> bool:
+        """Whether `analyze` would answer from the cache (without counting a hit)."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        served = tuple(served)
+        klass: NameClass | None = None
+        if served:
+            leaf = cache.get(served[0])
+            if not isinstance(leaf, str) and not leaf[1].unreadable:
+                klass = name_class(normalise_name(server_name), leaf[1])[0]
+                if klass is NameClass.REFUSED:
+                    return False
+        entry = self._entries.get((id(store), now, served, klass))
+        return entry is not None and (entry.pool is None or entry.pool == tuple(pool))
 
     def analyze(
         self,
@@ -686,9 +752,10 @@ class AnalysisCache:
         report, used_pool = _analyze(
             served, store, name, now, pool=pool, cache=cache, known_subject=subject
         )
-        if entry is None and len(self._entries) >= self.max_entries:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = _Analysis(store, report, tuple(pool) if used_pool else None)
+        with self._lock:
+            if key not in self._entries and len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = _Analysis(store, report, tuple(pool) if used_pool else None)
         return report
 
 

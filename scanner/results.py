@@ -63,6 +63,7 @@ __all__ = [
     "ScanKnowledge",
     "evaluate",
     "internal_error",
+    "needs_search",
     "needs_second_look",
     "not_scanned",
     "unjudged",
@@ -446,7 +447,7 @@ def evaluate(
             item.served, store, endpoint.server_name, now, pool=pool, cache=cache,
             analyses=analyses,
         )  # fmt: skip
-        search = _search(endpoint, report, store, now, cache)
+        search = _search(endpoint, report, store, now, cache, analyses=analyses)
         findings = audit(endpoint, report, now, known_keys=known, search=search)
         verdicts, extra = assess_clients(
             endpoint, report, store, now, known_keys=known, cache=cache, search=search
@@ -482,14 +483,27 @@ def _search(
     store: TrustStore,
     now: datetime,
     cache: CertificateCache,
+    *,
+    analyses: AnalysisCache | None = None,
 ) -> PathSearch | None:
     """Every path a client could build from what was served, when something is
     pinned and the chain validates (only then do the paths differ in more than
-    the verdict clients already share: the chain fails for all of them)."""
-    pinned = endpoint.pinset is not None and bool(endpoint.pinset.pins)
-    if not report.valid or not (pinned or endpoint.client_policies):
+    the verdict clients already share: the chain fails for all of them).
+    Searched once per distinct chain when `analyses` is given."""
+    if not needs_search(endpoint, report):
         return None
-    return search_paths([s.der for s in report.served], store, now, cache=cache)
+    served = [s.der for s in report.served]
+    if analyses is None:
+        return search_paths(served, store, now, cache=cache)
+    return analyses.remember_search(
+        served, store, now, lambda: search_paths(served, store, now, cache=cache)
+    )
+
+
+def needs_search(endpoint: Endpoint, report: ChainReport) -> bool:
+    """Whether judging `endpoint` lists the client paths of its (valid) chain."""
+    pinned = endpoint.pinset is not None and bool(endpoint.pinset.pins)
+    return report.valid and (pinned or bool(endpoint.client_policies))
 
 
 def with_rotation(

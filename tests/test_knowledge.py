@@ -120,3 +120,26 @@ def test_a_verdict_that_read_the_knowledge_whole_is_judged_again_on_any_change()
     knowledge.watch("whole", whole)
     knowledge.learn([_PKI.leaf("c.example.com", INTER).der])
     assert knowledge.take_changed() == {"whole": Rejudge.FULL}
+
+
+def test_the_client_paths_of_a_chain_are_searched_once_and_the_searches_are_bounded() -> None:
+    # A pinned fleet: one wildcard chain served under many names (the realistic
+    # benchmark's shape). The search of every client path depends on the served
+    # chain, the store and the instant only: searched once, judged per name the
+    # same as without the cache.
+    leaf = _PKI.issue("*.example.com", issuer=INTER, dns=("*.example.com",))
+    pins = (pin_of_certificate(INTER.cert), OFFLINE_BACKUP)
+    obs = observation(leaf.der, INTER.der)
+    analyses, certs = AnalysisCache(max_entries=2), CertificateCache()
+    for n in range(20):
+        ep = endpoint(f"api-{n}", *pins)
+        cached = evaluate(ep, [obs], STORE, NOW, cache=certs, analyses=analyses)
+        plain = evaluate(ep, [obs], STORE, NOW, cache=CertificateCache())
+        assert cached == plain
+        assert [len(p.certs) for p in cached.addresses[0].pin_paths] == [3]
+    assert (analyses.search_misses, analyses.search_hits) == (1, 19)
+    for n in range(5):  # five other chains: the oldest searches go
+        other = _PKI.issue(f"*.n{n}.example.com", issuer=INTER, dns=(f"*.n{n}.example.com",))
+        ep = Endpoint("x", f"a.n{n}.example.com", 443, f"a.n{n}.example.com", Pinset("app", pins))
+        evaluate(ep, [observation(other.der, INTER.der)], STORE, NOW, analyses=analyses)
+    assert analyses.searches() == 2

@@ -11,16 +11,16 @@ told apart and their certificate and pin facts are still reported.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import ipaddress
 import re
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -635,6 +635,12 @@ class _Analysis:
     pool: tuple[x509.Certificate, ...] | None  # the pool it was built with, when it used one
 
 
+def _evict_oldest(entries: dict[tuple[object, ...], Any]) -> None:
+    """Drop the oldest entry, if another thread did not change the dict meanwhile."""
+    with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+        del entries[next(iter(entries))]
+
+
 class AnalysisCache:
     """Chain analyses by (served chain, trust store, instant, name class), bounded.
 
@@ -654,14 +660,14 @@ class AnalysisCache:
     the store and the instant only), bounded the same way: on a pinned fleet
     the search costs as much as the validation.
 
-    Entries are added under a lock: a cache miss may be worked out in a
-    worker thread while the scan loop reads the cache."""
+    A cache miss may be worked out in a worker thread while the scan loop
+    reads and fills the cache: every step is a single dict operation, and
+    eviction tolerates an entry another thread evicted first."""
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[object, ...], _Analysis] = {}
         self._searches: dict[tuple[object, ...], tuple[TrustStore, object]] = {}
-        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
         self.search_hits = 0
@@ -693,13 +699,12 @@ class AnalysisCache:
             return entry[1]  # type: ignore[return-value]
         self.search_misses += 1
         found = search()
-        with self._lock:
-            if key not in self._searches and len(self._searches) >= self.max_entries:
-                del self._searches[next(iter(self._searches))]
-            self._searches[key] = (store, found)
+        if key not in self._searches and len(self._searches) >= self.max_entries:
+            _evict_oldest(self._searches)
+        self._searches[key] = (store, found)
         return found
 
-    def has_analysis(
+    def cached_analysis(
         self,
         served: Sequence[bytes],
         store: TrustStore,
@@ -708,8 +713,9 @@ class AnalysisCache:
         *,
         pool: Sequence[x509.Certificate],
         cache: CertificateCache,
-    ) -> bool:
-        """Whether `analyze` would answer from the cache (without counting a hit)."""
+    ) -> ChainReport | None:
+        """What `analyze` would answer from the cache (without counting a hit),
+        else None (the report's ``server_name`` may be another name's)."""
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)
         served = tuple(served)
@@ -719,9 +725,11 @@ class AnalysisCache:
             if not isinstance(leaf, str) and not leaf[1].unreadable:
                 klass = name_class(normalise_name(server_name), leaf[1])[0]
                 if klass is NameClass.REFUSED:
-                    return False
+                    return None
         entry = self._entries.get((id(store), now, served, klass))
-        return entry is not None and (entry.pool is None or entry.pool == tuple(pool))
+        if entry is None or (entry.pool is not None and entry.pool != tuple(pool)):
+            return None
+        return entry.report
 
     def analyze(
         self,
@@ -752,10 +760,9 @@ class AnalysisCache:
         report, used_pool = _analyze(
             served, store, name, now, pool=pool, cache=cache, known_subject=subject
         )
-        with self._lock:
-            if key not in self._entries and len(self._entries) >= self.max_entries:
-                del self._entries[next(iter(self._entries))]
-            self._entries[key] = _Analysis(store, report, tuple(pool) if used_pool else None)
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            _evict_oldest(self._entries)
+        self._entries[key] = _Analysis(store, report, tuple(pool) if used_pool else None)
         return report
 
 

@@ -11,6 +11,7 @@ by then is reported as `not_scanned`, never dropped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import random
@@ -21,6 +22,7 @@ import traceback
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import trio
 
@@ -35,6 +37,8 @@ from scanner.results import (
     EndpointResult,
     Rejudge,
     ScanKnowledge,
+    analyse,
+    analysed,
     evaluate,
     internal_error,
     not_scanned,
@@ -58,6 +62,10 @@ __all__ = [
 DEFAULT_CONCURRENCY = 200
 # File descriptors kept free for the interpreter, trust bundles, outputs.
 FD_RESERVE = 64
+# Worker threads analysing chains new to the scan at once. The work holds the
+# GIL for the most part, so more threads would not add speed; two let one
+# hostile chain's bounded search run beside the next new chain's validation.
+ANALYSIS_THREADS = 2
 # Free descriptors kept on top of those already open (trio's own, an output file).
 FD_HEADROOM = 16
 TRANSIENT = frozenset(
@@ -161,6 +169,8 @@ class _Run:
         self.interrupted = False
         self.internal_errors: list[tuple[str, str]] = []
         self.rejudged = 0
+        # threads that analyse chains new to the scan (see analyse_new_chains)
+        self.analysers = trio.CapacityLimiter(ANALYSIS_THREADS)
 
     def context(self, endpoint: Endpoint) -> ClientContext:
         key = (endpoint.client_cert, endpoint.client_key)
@@ -210,10 +220,41 @@ class _Run:
             name, nameserver=self.options.dns_server, timeout=endpoint.timeout
         )
 
-    def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
+    def learn(self, probed: list[Observation | ProbeFailure]) -> None:
         for item in probed:
             if isinstance(item, Observation):
                 self.knowledge.learn(item.served, self.certificates)
+
+    async def analyse_new_chains(
+        self, index: int, probed: list[Observation | ProbeFailure]
+    ) -> None:
+        """Analyse in a worker thread each chain of this endpoint that the scan
+        has not analysed yet (validation, diagnosis, client-path search: CPU
+        work, bounded by counts, that would hold the loop), so that other
+        endpoints' timeouts, ``--deadline`` and interrupts keep firing while
+        it runs. A chain already analysed is judged on the loop: a lookup.
+        On cancellation the thread is abandoned (its bounded work ends on its
+        own; its result is dropped) and the endpoint is not judged."""
+        analyses = self.analyses
+        if analyses is None:  # the reference run judges everything on the loop
+            return
+        endpoint = self.endpoints[index]
+        try:
+            store = self.stores.get(endpoint.trust)
+        except Exception:  # judge() reports it as this endpoint's error
+            return
+        for item in probed:
+            if not isinstance(item, Observation):
+                continue
+            pool = tuple(self.knowledge.pool)  # the thread's own: the loop may grow the pool
+            work = functools.partial(
+                _analyse_quietly, endpoint, item.served, store, self.now,
+                pool=pool, cache=self.certificates, analyses=analyses,
+            )  # fmt: skip
+            if not analysed(*work.args, **work.keywords):
+                await trio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=self.analysers)
+
+    def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
         result = self.judge(index, probed, tries)
         self.probed[index] = (probed, tries)
         self.results[index] = result
@@ -245,6 +286,8 @@ class _Run:
         for index in self.queue:
             probed, tries = await self.attempt(self.endpoints[index])
             await self.lookup_caa(index, probed)
+            self.learn(probed)
+            await self.analyse_new_chains(index, probed)
             self.finish(index, probed, tries)
 
     def second_look(self) -> None:
@@ -280,6 +323,13 @@ class _Run:
                 self.interrupted = True
                 scope.cancel()
                 return
+
+
+def _analyse_quietly(*args: Any, **kwargs: Any) -> None:
+    """`results.analyse` in a worker thread; a bug in it is left for judge(),
+    which meets it again on the loop and makes it the endpoint's finding."""
+    with contextlib.suppress(Exception):
+        analyse(*args, **kwargs)
 
 
 async def run_scan(

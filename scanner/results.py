@@ -61,6 +61,8 @@ __all__ = [
     "Rejudge",
     "ResultStatus",
     "ScanKnowledge",
+    "analyse",
+    "analysed",
     "evaluate",
     "internal_error",
     "needs_search",
@@ -498,6 +500,46 @@ def _search(
     return analyses.remember_search(
         served, store, now, lambda: search_paths(served, store, now, cache=cache)
     )
+
+
+def analysed(
+    endpoint: Endpoint,
+    served: Sequence[bytes],
+    store: TrustStore,
+    now: datetime,
+    *,
+    pool: Sequence[x509.Certificate],
+    cache: CertificateCache,
+    analyses: AnalysisCache,
+) -> bool:
+    """Whether judging `endpoint` on `served` finds its chain analysis (and its
+    client-path search, when it needs one) in `analyses`: then judging costs
+    little, else it validates, diagnoses and searches (see `analyse`)."""
+    server_name = endpoint.server_name
+    report = analyses.cached_analysis(served, store, server_name, now, pool=pool, cache=cache)
+    if report is None:
+        return False
+    return not needs_search(endpoint, report) or analyses.has_search(served, store, now)
+
+
+def analyse(
+    endpoint: Endpoint,
+    served: Sequence[bytes],
+    store: TrustStore,
+    now: datetime,
+    *,
+    pool: Sequence[x509.Certificate],
+    cache: CertificateCache,
+    analyses: AnalysisCache,
+) -> None:
+    """Fill `analyses` with what judging `endpoint` on `served` will ask for:
+    the CPU-heavy part of `evaluate` (path validation, diagnosis, client-path
+    search), bounded by the verifier's and `paths.Budget`'s limits. Safe to
+    run in a worker thread given a `pool` of its own (a snapshot)."""
+    report = analyze_chain(
+        served, store, endpoint.server_name, now, pool=pool, cache=cache, analyses=analyses
+    )
+    _search(endpoint, report, store, now, cache, analyses=analyses)
 
 
 def needs_search(endpoint: Endpoint, report: ChainReport) -> bool:

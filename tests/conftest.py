@@ -32,6 +32,7 @@ SLOW_MODULES = frozenset(
         "test_importers_props.py",
         "test_incremental_fleet.py",
         "test_inventory_props.py",
+        "test_loop_responsive.py",
         "test_okhttp_oracle.py",
         "test_paths_mesh_e2e.py",
         "test_paths_props.py",

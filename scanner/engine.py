@@ -20,7 +20,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -169,6 +169,9 @@ class _Run:
         self.interrupted = False
         self.internal_errors: list[tuple[str, str]] = []
         self.rejudged = 0
+        # every distinct DER and served chain of the scan, held once (see held_once)
+        self.ders: dict[bytes, bytes] = {}
+        self.chains: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
         # threads that analyse chains new to the scan (see analyse_new_chains)
         self.analysers = trio.CapacityLimiter(ANALYSIS_THREADS)
 
@@ -219,6 +222,19 @@ class _Run:
         self.caa[index] = await lookup_caa(
             name, nameserver=self.options.dns_server, timeout=endpoint.timeout
         )
+
+    def held_once(self, item: Observation | ProbeFailure) -> Observation | ProbeFailure:
+        """The observation with its served chain held once per scan: a fleet
+        serves a few distinct chains to thousands of endpoints, and each probe
+        reads its own copy of every certificate's DER (~1.8 KB per endpoint
+        kept until the report is written)."""
+        if not isinstance(item, Observation):
+            return item
+        chain = self.chains.get(item.served)
+        if chain is None:
+            chain = tuple(self.ders.setdefault(der, der) for der in item.served)
+            self.chains[chain] = chain
+        return replace(item, served=chain)
 
     def learn(self, probed: list[Observation | ProbeFailure]) -> None:
         for item in probed:
@@ -285,6 +301,7 @@ class _Run:
     async def worker(self) -> None:
         for index in self.queue:
             probed, tries = await self.attempt(self.endpoints[index])
+            probed = [self.held_once(item) for item in probed]
             await self.lookup_caa(index, probed)
             self.learn(probed)
             await self.analyse_new_chains(index, probed)

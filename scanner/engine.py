@@ -172,6 +172,7 @@ class _Run:
         # every distinct DER and served chain of the scan, held once (see held_once)
         self.ders: dict[bytes, bytes] = {}
         self.chains: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
+        self.held: dict[Any, Any] = {}  # parts of results shared by endpoints (see compact)
         # threads that analyse chains new to the scan (see analyse_new_chains)
         self.analysers = trio.CapacityLimiter(ANALYSIS_THREADS)
 
@@ -296,7 +297,30 @@ class _Run:
             self.internal_errors.append((endpoint.name, traceback.format_exc()))
             return internal_error(endpoint, exc, tries)
         self.knowledge.watch(index, depends)
-        return result
+        return self.compact(result)
+
+    def compact(self, result: EndpointResult) -> EndpointResult:
+        """The result with the parts it shares with other endpoints' held once:
+        endpoints on one chain under one pin-set get equal findings, rotation
+        readiness and pin-path verdicts, each otherwise kept per endpoint until
+        the report is written. Only values whose every field compares (equal
+        means the same) are shared."""
+        hold = self.held.setdefault
+        addresses = tuple(
+            replace(
+                a, findings=hold(a.findings, a.findings), pin_paths=hold(a.pin_paths, a.pin_paths)
+            )
+            for a in result.addresses
+        )
+        rotation = (
+            result.rotation if result.rotation is None else hold(result.rotation, result.rotation)
+        )
+        return replace(
+            result,
+            findings=hold(result.findings, result.findings),
+            addresses=addresses,
+            rotation=rotation,
+        )
 
     async def worker(self) -> None:
         for index in self.queue:

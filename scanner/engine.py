@@ -251,7 +251,7 @@ class _Run:
         endpoints' timeouts, ``--deadline`` and interrupts keep firing while
         it runs. A chain already analysed is judged on the loop: a lookup.
         On cancellation the thread is abandoned (its bounded work ends on its
-        own; its result is dropped) and the endpoint is not judged."""
+        own and only fills the cache) and the endpoint is not judged."""
         analyses = self.analyses
         if analyses is None:  # the reference run judges everything on the loop
             return

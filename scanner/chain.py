@@ -11,13 +11,16 @@ told apart and their certificate and pin facts are still reported.
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import hashlib
 import ipaddress
+import re
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -38,12 +41,17 @@ from scanner.trust import TrustStore, load_certificate
 
 __all__ = [
     "DEFAULT_CACHE",
+    "AnalysisCache",
     "CertificateCache",
+    "NameClass",
     "Parsed",
     "analyze_chain",
     "certificate_facts",
+    "leaf_names_match",
+    "name_class",
     "normalise_name",
     "parse_certificate",
+    "verifier_dns_name",
     "verifier_subject",
 ]
 
@@ -293,16 +301,94 @@ def normalise_name(name: str) -> str:
     return name[:-1] if name.endswith(".") else name
 
 
+# What ipaddress.ip_address can read from a str: IPv4 is ASCII digits and dots,
+# IPv6 always has a colon. Anything else is tried as a DNS name straight away
+# (a failed ip_address costs two exceptions, ~30 µs, on every host name).
+_MAYBE_IPV4 = re.compile(r"[0-9.]+")
+
+
 def verifier_subject(name: str) -> verification.Subject | None:
     """DNSName or IPAddress for a server name; None if it is neither."""
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
-    except ValueError:
-        pass
+    literal = name.strip("[]")
+    if ":" in literal or _MAYBE_IPV4.fullmatch(literal):
+        try:
+            return x509.IPAddress(ipaddress.ip_address(literal))
+        except ValueError:
+            pass
     try:
         return x509.DNSName(name)
     except ValueError:
         return None
+
+
+# --- the host name against the leaf, as cryptography's verifier checks it ------
+#
+# The verifier (cryptography-x509-verification, types.rs and policy/mod.rs)
+# matches the server name against the leaf's subjectAltName only (never its
+# CN): a DNS name against each dNSName entry read as a pattern (an exact name,
+# or "*." + a name: one whole left-most label), an IP address against each
+# iPAddress entry of 4 or 16 bytes. Names and patterns must be "preferred name
+# syntax" (RFC 1034 3.5 as amended by RFC 1123 2.1: labels of 1..63 of
+# [A-Za-z0-9-], not starting or ending with "-", 253 characters at most; "xn--"
+# A-labels pass, U-labels do not) and compare ignoring ASCII case. The chain
+# analysis is cached per class of names (`name_class`); tests/test_chain_cache.py
+# compares this with the verifier over generated names and certificates.
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def verifier_dns_name(value: str) -> bool:
+    """Whether the verifier takes `value` as a DNS name (its ``DNSName::new``)."""
+    if not value or len(value) > 253:
+        return False
+    return all(_DNS_LABEL.fullmatch(label) for label in value.split("."))
+
+
+def _dns_pattern_matches(pattern: str, name: str) -> bool:
+    """A dNSName entry (exact or left-most wildcard) against a valid DNS `name`."""
+    if pattern.startswith("*."):
+        base = pattern[2:]
+        parent = name.partition(".")[2]
+        return bool(parent) and verifier_dns_name(base) and base.lower() == parent.lower()
+    return verifier_dns_name(pattern) and pattern.lower() == name.lower()
+
+
+def _san_ip(text: str) -> bytes | None:
+    try:
+        return ipaddress.ip_address(text).packed
+    except ValueError:  # a network (8 or 32 bytes in the SAN): never matches a subject
+        return None
+
+
+def leaf_names_match(subject: verification.Subject, facts: CertFacts) -> bool:
+    """Whether the leaf's subjectAltName names `subject`, by the verifier's rules."""
+    if isinstance(subject, x509.IPAddress):
+        address = subject.value
+        if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            return False  # pragma: no cover - verifier_subject makes addresses only
+        return any(_san_ip(text) == address.packed for text in facts.san_ip)
+    if isinstance(subject, x509.DNSName):
+        name = subject.value
+        return any(_dns_pattern_matches(pattern, name) for pattern in facts.san_dns)
+    return False  # pragma: no cover - verifier_subject makes only these two
+
+
+class NameClass(str, enum.Enum):
+    """How a server name stands to a leaf, which is all a chain analysis
+    depends on about the name: the analysis of one name is the analysis of
+    every name of its class (but for ``ChainReport.server_name``)."""
+
+    MATCH = "match"  # the verifier takes the name and the leaf names it
+    MISMATCH = "mismatch"  # the verifier takes the name and the leaf does not name it
+    REFUSED = "refused"  # not a name the verifier takes: the report quotes it, never shared
+
+
+def name_class(name: str, leaf: CertFacts) -> tuple[NameClass, verification.Subject | None]:
+    """The class of a normalised server name against a parsed leaf, and its subject."""
+    subject = verifier_subject(name)
+    if subject is None or (isinstance(subject, x509.DNSName) and not verifier_dns_name(name)):
+        return NameClass.REFUSED, None
+    return (NameClass.MATCH if leaf_names_match(subject, leaf) else NameClass.MISMATCH), subject
 
 
 def _builder(store: TrustStore, when: datetime) -> verification.PolicyBuilder:
@@ -416,14 +502,37 @@ def analyze_chain(
     *,
     pool: Sequence[x509.Certificate] = (),
     cache: CertificateCache = DEFAULT_CACHE,
+    analyses: AnalysisCache | None = None,
 ) -> ChainReport:
     """Facts of each served certificate and the path leaf → anchor.
 
     `pool` holds intermediates known from elsewhere (other endpoints of the
-    scan): a chain that validates only with their help is INCOMPLETE."""
+    scan): a chain that validates only with their help is INCOMPLETE.
+    `analyses` caches the result per distinct chain (see `AnalysisCache`);
+    with or without it, the report is the same."""
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     name = normalise_name(server_name)
+    if analyses is not None:
+        return analyses.analyze(tuple(served_der), store, name, now, pool=pool, cache=cache)
+    return _analyze(served_der, store, name, now, pool=pool, cache=cache)[0]
+
+
+_CHECK_NAME = object()  # _analyze: the subject is not known yet, work it out
+
+
+def _analyze(
+    served_der: Sequence[bytes],
+    store: TrustStore,
+    name: str,
+    now: datetime,
+    *,
+    pool: Sequence[x509.Certificate],
+    cache: CertificateCache,
+    known_subject: object = _CHECK_NAME,
+) -> tuple[ChainReport, bool]:
+    """The analysis, and whether it looked at the pool (then it depends on it)."""
+    used_pool = False
     served: list[ServedCert] = []
     parsed: list[x509.Certificate | None] = []
     for position, der in enumerate(served_der):
@@ -453,46 +562,52 @@ def analyze_chain(
         return ChainReport(name, served_t, status, path, hostname_ok, error, policy_error)
 
     if not served:
-        return report(PathStatus.UNPARSABLE, error="no certificate served")
+        return report(PathStatus.UNPARSABLE, error="no certificate served"), used_pool
     leaf = parsed[0]
     if leaf is None or served[0].facts is None:
         # Without the leaf's facts (names, key, CA bit) there is nothing to judge.
         why = "the leaf certificate does not parse"
         if leaf is not None:
             why = f"the leaf certificate's fields cannot be read ({served[0].error})"
-        return report(PathStatus.UNPARSABLE, error=why)
+        return report(PathStatus.UNPARSABLE, error=why), used_pool
     intermediates = [c for c in parsed[1:] if c is not None]
-    subject = verifier_subject(name)
-    if subject is not None:
-        try:
-            _builder(store, now).build_server_verifier(subject)
-        except ValueError:  # a name the verifier refuses, e.g. "my_host.internal"
-            subject = None
+    subject: verification.Subject | None
+    if isinstance(known_subject, (x509.DNSName, x509.IPAddress)):
+        subject = known_subject
+    else:
+        subject = verifier_subject(name)
+        if subject is not None:
+            try:
+                _builder(store, now).build_server_verifier(subject)
+            except ValueError:  # a name the verifier refuses, e.g. "my_host.internal"
+                subject = None
     if subject is not None:
         result = _verify_server(store, now, subject, leaf, intermediates)
         if not isinstance(result, str):
-            return report(PathStatus.VALID, _to_path(result, served, cache), True)
+            return report(PathStatus.VALID, _to_path(result, served, cache), True), used_pool
         error = _short(result)
         if gave_up(error):
             # Bounded diagnosis: every rerun would hit the same limit.
-            return report(PathStatus.UNTRUSTED, error=_gave_up_reason(error))
+            return report(PathStatus.UNTRUSTED, error=_gave_up_reason(error)), used_pool
     else:
         error = f"{name!r} is neither a DNS name nor an IP address"
 
     # Diagnose: find a path with the time moved and the hostname ignored,
     # first from what was served, then with the pool's intermediates.
     facts = [s.facts for s in served if s.facts is not None]
-    for status, inters in (
-        (PathStatus.INVALID, intermediates),
-        (PathStatus.INCOMPLETE, intermediates + [c for c in pool if c not in intermediates]),
-    ):
-        if status is PathStatus.INCOMPLETE and not pool:
-            break
+    for status in (PathStatus.INVALID, PathStatus.INCOMPLETE):
+        inters = intermediates
+        if status is PathStatus.INCOMPLETE:
+            used_pool = True
+            if not pool:
+                break
+            inters = intermediates + [c for c in pool if c not in intermediates]
         for when in _candidate_times(now, facts):
             chain = _verify_structure(store, when, leaf, inters)
             if isinstance(chain, str):
                 if gave_up(chain):
-                    return report(PathStatus.UNTRUSTED, error=_gave_up_reason(_short(chain)))
+                    reason = _gave_up_reason(_short(chain))
+                    return report(PathStatus.UNTRUSTED, error=reason), used_pool
                 continue
             hostname_ok: bool | None = None
             policy_error = None
@@ -508,8 +623,147 @@ def analyze_chain(
                     hostname_ok = True
                     policy_error = _short(named)
             path = _to_path(chain, served, cache)
-            return report(status, path, hostname_ok, error, policy_error)
-    return report(PathStatus.UNTRUSTED, error=_untrusted_reason(parsed, served, store, error))
+            return report(status, path, hostname_ok, error, policy_error), used_pool
+    reason = _untrusted_reason(parsed, served, store, error)
+    return report(PathStatus.UNTRUSTED, error=reason), used_pool
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    store: TrustStore  # held so that its id, part of the key, is not reused
+    report: ChainReport
+    pool: tuple[x509.Certificate, ...] | None  # the pool it was built with, when it used one
+
+
+def _evict_oldest(entries: dict[tuple[object, ...], Any]) -> None:
+    """Drop the oldest entry, if another thread did not change the dict meanwhile."""
+    with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+        del entries[next(iter(entries))]
+
+
+class AnalysisCache:
+    """Chain analyses by (served chain, trust store, instant, name class), bounded.
+
+    Validating a path is the costly step of judging an endpoint (~1 ms per
+    ``verify``); a fleet serves a handful of distinct chains to thousands of
+    names. An analysis depends on the server name only through its
+    `NameClass` (the verifier checks the name against the leaf's
+    subjectAltName and nothing else), so the analysis of one name serves
+    every name of its class, with ``server_name`` set to each. Names the
+    verifier refuses are analysed each time (the report quotes them). An
+    analysis that consulted the pool of intermediates seen elsewhere is
+    reused only while the pool is the same. The oldest entry goes first when
+    `max_entries` is reached.
+
+    It also keeps the client-path search of each distinct chain
+    (`remember_search`: ``paths.search_paths`` depends on the served chain,
+    the store and the instant only), bounded the same way: on a pinned fleet
+    the search costs as much as the validation.
+
+    A cache miss may be worked out in a worker thread while the scan loop
+    reads and fills the cache: every step is a single dict operation, and
+    eviction tolerates an entry another thread evicted first."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[object, ...], _Analysis] = {}
+        self._searches: dict[tuple[object, ...], tuple[TrustStore, object]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.search_hits = 0
+        self.search_misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def searches(self) -> int:
+        """How many path searches are held (for tests and figures)."""
+        return len(self._searches)
+
+    def has_search(self, served: Sequence[bytes], store: TrustStore, now: datetime) -> bool:
+        return (id(store), now, tuple(served)) in self._searches
+
+    def remember_search(
+        self,
+        served: Sequence[bytes],
+        store: TrustStore,
+        now: datetime,
+        search: Callable[[], T],
+    ) -> T:
+        """`search()` (a ``paths.search_paths`` of `served`), once per distinct
+        (served chain, trust store, instant)."""
+        key = (id(store), now, tuple(served))
+        entry = self._searches.get(key)
+        if entry is not None:
+            self.search_hits += 1
+            return entry[1]  # type: ignore[return-value]
+        self.search_misses += 1
+        found = search()
+        if key not in self._searches and len(self._searches) >= self.max_entries:
+            _evict_oldest(self._searches)
+        self._searches[key] = (store, found)
+        return found
+
+    def cached_analysis(
+        self,
+        served: Sequence[bytes],
+        store: TrustStore,
+        server_name: str,
+        now: datetime,
+        *,
+        pool: Sequence[x509.Certificate],
+        cache: CertificateCache,
+    ) -> ChainReport | None:
+        """What `analyze` would answer from the cache (without counting a hit),
+        else None (the report's ``server_name`` may be another name's)."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        served = tuple(served)
+        klass: NameClass | None = None
+        if served:
+            leaf = cache.get(served[0])
+            if not isinstance(leaf, str) and not leaf[1].unreadable:
+                klass = name_class(normalise_name(server_name), leaf[1])[0]
+                if klass is NameClass.REFUSED:
+                    return None
+        entry = self._entries.get((id(store), now, served, klass))
+        if entry is None or (entry.pool is not None and entry.pool != tuple(pool)):
+            return None
+        return entry.report
+
+    def analyze(
+        self,
+        served: tuple[bytes, ...],
+        store: TrustStore,
+        name: str,
+        now: datetime,
+        *,
+        pool: Sequence[x509.Certificate],
+        cache: CertificateCache,
+    ) -> ChainReport:
+        """`analyze_chain` for a normalised `name` and an aware `now`."""
+        subject: object = _CHECK_NAME
+        klass: NameClass | None = None  # None: the analysis never gets to the name
+        if served:
+            leaf = cache.get(served[0])
+            if not isinstance(leaf, str) and not leaf[1].unreadable:
+                klass, subject = name_class(name, leaf[1])
+                if klass is NameClass.REFUSED:
+                    return _analyze(served, store, name, now, pool=pool, cache=cache)[0]
+        key = (id(store), now, served, klass)
+        entry = self._entries.get(key)
+        if entry is not None and (entry.pool is None or entry.pool == tuple(pool)):
+            self.hits += 1
+            report = entry.report
+            return report if report.server_name == name else replace(report, server_name=name)
+        self.misses += 1
+        report, used_pool = _analyze(
+            served, store, name, now, pool=pool, cache=cache, known_subject=subject
+        )
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            _evict_oldest(self._entries)
+        self._entries[key] = _Analysis(store, report, tuple(pool) if used_pool else None)
+        return report
 
 
 _NAME_CONSTRAINT = "name constraint"

@@ -11,6 +11,7 @@ by then is reported as `not_scanned`, never dropped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import random
@@ -18,23 +19,28 @@ import resource
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import trio
 
 from scanner.caa import CaaLookup
+from scanner.chain import DEFAULT_CACHE, AnalysisCache, CertificateCache
 from scanner.errors import ConfigError
 from scanner.model import Endpoint, Observation, ProbeErrorKind, ProbeFailure
 from scanner.probe import ClientContext, lookup_caa, make_client_context, probe
 from scanner.protocol_audit import caa_query_name
 from scanner.results import (
+    Dependencies,
     EndpointResult,
+    Rejudge,
     ScanKnowledge,
+    analyse,
+    analysed,
     evaluate,
     internal_error,
-    needs_second_look,
     not_scanned,
     with_rotation,
 )
@@ -56,6 +62,10 @@ __all__ = [
 DEFAULT_CONCURRENCY = 200
 # File descriptors kept free for the interpreter, trust bundles, outputs.
 FD_RESERVE = 64
+# Worker threads analysing chains new to the scan at once. The work holds the
+# GIL for the most part, so more threads would not add speed; two let one
+# hostile chain's bounded search run beside the next new chain's validation.
+ANALYSIS_THREADS = 2
 # Free descriptors kept on top of those already open (trio's own, an output file).
 FD_HEADROOM = 16
 TRANSIENT = frozenset(
@@ -78,6 +88,10 @@ class ScanOptions:
     retries: int = 0  # extra attempts after a transient failure
     backoff: float = 0.5  # seconds before the first retry, doubled each time, jittered
     dns_server: tuple[str, int] | None = None  # CAA lookups' server; None: resolv.conf
+    # The reference way of judging, for tests and doubts: no cache of chain
+    # analyses, and every endpoint judged again from scratch at the end of the
+    # scan (the incremental second look re-judges only those whose answers changed).
+    reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,8 @@ class ScanOutcome:
     # (endpoint name, traceback) of every endpoint whose judgement raised: a bug,
     # recorded as that endpoint's internal_error finding while the scan went on
     internal_errors: tuple[tuple[str, str], ...] = ()
+    # endpoints the second look judged again (their scan-wide answers changed)
+    rejudged: int = 0
 
 
 def open_descriptors() -> int:
@@ -139,6 +155,12 @@ class _Run:
         self.stores = stores
         self.sinks = sinks
         self.knowledge = ScanKnowledge()
+        if options.reference:
+            self.analyses: AnalysisCache | None = None
+            self.certificates = CertificateCache()
+        else:
+            self.analyses = AnalysisCache()
+            self.certificates = DEFAULT_CACHE
         self.results: list[EndpointResult | None] = [None] * len(endpoints)
         self.probed: dict[int, tuple[list[Observation | ProbeFailure], int]] = {}
         self.caa: dict[int, CaaLookup] = {}
@@ -146,6 +168,13 @@ class _Run:
         self.contexts: dict[tuple[str | None, str | None], ClientContext] = {}
         self.interrupted = False
         self.internal_errors: list[tuple[str, str]] = []
+        self.rejudged = 0
+        # every distinct DER and served chain of the scan, held once (see held_once)
+        self.ders: dict[bytes, bytes] = {}
+        self.chains: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
+        self.held: dict[Any, Any] = {}  # parts of results shared by endpoints (see compact)
+        # threads that analyse chains new to the scan (see analyse_new_chains)
+        self.analysers = trio.CapacityLimiter(ANALYSIS_THREADS)
 
     def context(self, endpoint: Endpoint) -> ClientContext:
         key = (endpoint.client_cert, endpoint.client_key)
@@ -195,51 +224,130 @@ class _Run:
             name, nameserver=self.options.dns_server, timeout=endpoint.timeout
         )
 
-    def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
-        endpoint = self.endpoints[index]
+    def held_once(self, item: Observation | ProbeFailure) -> Observation | ProbeFailure:
+        """The observation with its served chain held once per scan: a fleet
+        serves a few distinct chains to thousands of endpoints, and each probe
+        reads its own copy of every certificate's DER (~1.8 KB per endpoint
+        kept until the report is written)."""
+        if not isinstance(item, Observation):
+            return item
+        chain = self.chains.get(item.served)
+        if chain is None:
+            chain = tuple(self.ders.setdefault(der, der) for der in item.served)
+            self.chains[chain] = chain
+        return replace(item, served=chain)
+
+    def learn(self, probed: list[Observation | ProbeFailure]) -> None:
         for item in probed:
             if isinstance(item, Observation):
-                self.knowledge.learn(item.served)
-        result = self.judge(endpoint, probed, tries, self.caa.get(index))
+                self.knowledge.learn(item.served, self.certificates)
+
+    async def analyse_new_chains(
+        self, index: int, probed: list[Observation | ProbeFailure]
+    ) -> None:
+        """Analyse in a worker thread each chain of this endpoint that the scan
+        has not analysed yet (validation, diagnosis, client-path search: CPU
+        work, bounded by counts, that would hold the loop), so that other
+        endpoints' timeouts, ``--deadline`` and interrupts keep firing while
+        it runs. A chain already analysed is judged on the loop: a lookup.
+        On cancellation the thread is abandoned (its bounded work ends on its
+        own and only fills the cache) and the endpoint is not judged."""
+        analyses = self.analyses
+        if analyses is None:  # the reference run judges everything on the loop
+            return
+        endpoint = self.endpoints[index]
+        try:
+            store = self.stores.get(endpoint.trust)
+        except Exception:  # judge() reports it as this endpoint's error
+            return
+        for item in probed:
+            if not isinstance(item, Observation):
+                continue
+            pool = tuple(self.knowledge.pool)  # the thread's own: the loop may grow the pool
+            work = functools.partial(
+                _analyse_quietly, endpoint, item.served, store, self.now,
+                pool=pool, cache=self.certificates, analyses=analyses,
+            )  # fmt: skip
+            if not analysed(*work.args, **work.keywords):
+                await trio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=self.analysers)
+
+    def finish(self, index: int, probed: list[Observation | ProbeFailure], tries: int) -> None:
+        result = self.judge(index, probed, tries)
         self.probed[index] = (probed, tries)
         self.results[index] = result
         for sink in self.sinks:
             sink(result)
 
     def judge(
-        self,
-        endpoint: Endpoint,
-        probed: list[Observation | ProbeFailure],
-        tries: int,
-        caa: CaaLookup | None = None,
+        self, index: int, probed: list[Observation | ProbeFailure], tries: int
     ) -> EndpointResult:
         """The endpoint's verdict; a bug in judging it is that endpoint's
-        internal_error finding, never the end of the scan."""
+        internal_error finding, never the end of the scan. What the verdict
+        read of the scan-wide knowledge that may still change is indexed."""
+        endpoint = self.endpoints[index]
+        depends = Dependencies()
         try:
             store = self.stores.get(endpoint.trust)
-            return evaluate(
+            result = evaluate(
                 endpoint, probed, store, self.now, knowledge=self.knowledge, attempts=tries,
-                caa=caa,
+                caa=self.caa.get(index), cache=self.certificates, analyses=self.analyses,
+                depends=depends,
             )  # fmt: skip
         except Exception as exc:
             self.internal_errors.append((endpoint.name, traceback.format_exc()))
             return internal_error(endpoint, exc, tries)
+        self.knowledge.watch(index, depends)
+        return self.compact(result)
+
+    def compact(self, result: EndpointResult) -> EndpointResult:
+        """The result with the parts it shares with other endpoints' held once:
+        endpoints on one chain under one pin-set get equal findings, rotation
+        readiness and pin-path verdicts, each otherwise kept per endpoint until
+        the report is written. Only values whose every field compares (equal
+        means the same) are shared."""
+        hold = self.held.setdefault
+        addresses = tuple(
+            replace(
+                a, findings=hold(a.findings, a.findings), pin_paths=hold(a.pin_paths, a.pin_paths)
+            )
+            for a in result.addresses
+        )
+        rotation = (
+            result.rotation if result.rotation is None else hold(result.rotation, result.rotation)
+        )
+        return replace(
+            result,
+            findings=hold(result.findings, result.findings),
+            addresses=addresses,
+            rotation=rotation,
+        )
 
     async def worker(self) -> None:
         for index in self.queue:
             probed, tries = await self.attempt(self.endpoints[index])
+            probed = [self.held_once(item) for item in probed]
             await self.lookup_caa(index, probed)
+            self.learn(probed)
+            await self.analyse_new_chains(index, probed)
             self.finish(index, probed, tries)
 
     def second_look(self) -> None:
-        """Re-judge verdicts that depend on what the whole scan saw."""
-        for index, result in enumerate(self.results):
+        """Re-judge the verdicts whose scan-wide answers changed since they were
+        judged (the reference way: every verdict, from scratch)."""
+        changed: dict[Hashable, Rejudge]
+        if self.options.reference:
+            changed = dict.fromkeys(self.probed, Rejudge.FULL)
+        else:
+            changed = self.knowledge.take_changed()
+        for index, level in sorted((i, lv) for i, lv in changed.items() if isinstance(i, int)):
+            result = self.results[index]
             if result is None or index not in self.probed:
                 continue
             endpoint = self.endpoints[index]
-            if needs_second_look(result):
+            self.rejudged += 1
+            if level is Rejudge.FULL:
                 probed, tries = self.probed[index]
-                self.results[index] = self.judge(endpoint, probed, tries, self.caa.get(index))
+                self.results[index] = self.judge(index, probed, tries)
             elif result.primary is not None:  # which CA keys are known grew while the scan ran
                 try:
                     store = self.stores.get(endpoint.trust)
@@ -256,6 +364,13 @@ class _Run:
                 self.interrupted = True
                 scope.cancel()
                 return
+
+
+def _analyse_quietly(*args: Any, **kwargs: Any) -> None:
+    """`results.analyse` in a worker thread; a bug in it is left for judge(),
+    which meets it again on the loop and makes it the endpoint's finding."""
+    with contextlib.suppress(Exception):
+        analyse(*args, **kwargs)
 
 
 async def run_scan(
@@ -301,4 +416,5 @@ async def run_scan(
         run.interrupted,
         deadline_hit,
         tuple(run.internal_errors),
+        run.rejudged,
     )

@@ -14,6 +14,7 @@ import pytest
 SLOW_MODULES = frozenset(
     {
         "test_bench_realistic.py",
+        "test_chain_cache.py",
         "test_chain_differential.py",
         "test_chain_props.py",
         "test_client_scan_e2e.py",
@@ -29,7 +30,9 @@ SLOW_MODULES = frozenset(
         "test_faults.py",
         "test_fuzz.py",
         "test_importers_props.py",
+        "test_incremental_fleet.py",
         "test_inventory_props.py",
+        "test_loop_responsive.py",
         "test_okhttp_oracle.py",
         "test_paths_mesh_e2e.py",
         "test_paths_props.py",

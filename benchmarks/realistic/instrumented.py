@@ -8,8 +8,8 @@ spent descheduled on a busy machine, or waiting in epoll, is not counted as
 a function's time (``python -m cProfile`` uses wall time).
 
 tracemalloc: 8 frames per allocation; a snapshot is taken when the JSON
-report is serialised (every result is alive then: the scan's peak), and the
-top allocation sites are written to OUT.
+report starts being serialised (every result is alive then: the scan's
+peak), and the top allocation sites are written to OUT.
 """
 
 from __future__ import annotations
@@ -38,13 +38,15 @@ def _snapshot_report(out: Path) -> None:
     taken = [False]
 
     def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
-        if not taken[0] and isinstance(obj, dict) and "endpoints" in obj:
+        # the report's head (written entry by entry, the head first) or the whole
+        # document (before the report was streamed)
+        if not taken[0] and isinstance(obj, dict) and "summary" in obj and "version" in obj:
             taken[0] = True
             current, peak = tracemalloc.get_traced_memory()
             snapshot = tracemalloc.take_snapshot().filter_traces(
                 (tracemalloc.Filter(False, tracemalloc.__file__),)
             )
-            n = max(len(obj["endpoints"]), 1)
+            n = max(int(obj["summary"]["endpoints"]), 1)
             lines = [
                 f"traced memory when the report is serialised: {current / 2**20:.1f} MiB "
                 f"(peak {peak / 2**20:.1f} MiB), {current / n / 1024:.1f} KiB per endpoint",

@@ -16,7 +16,7 @@ import argparse
 import io
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
@@ -412,21 +412,20 @@ def _render(
     now: datetime,
     scanned_at: datetime,
     jsonl: list[str],
-) -> str:
-    if report.format is ReportFormat.JSON:
-        doc = jsonreport.report(
+) -> Iterable[str]:
+    if report.format is ReportFormat.JSON:  # written entry by entry (flat memory)
+        return jsonreport.report_text(
             outcome.results, scanned_at=scanned_at, as_of=now, interrupted=outcome.interrupted
         )
-        return json.dumps(doc) + "\n"
     if report.format is ReportFormat.JSONL:
         summary = jsonreport.summary_line(outcome.results, scanned_at=scanned_at, as_of=now)
         summary["complete"] = not outcome.interrupted
-        return "".join(line + "\n" for line in jsonl) + json.dumps(summary) + "\n"
+        return ["".join(line + "\n" for line in jsonl) + json.dumps(summary) + "\n"]
     buffer = io.StringIO()
     table.render(
         outcome.results, table.make_console(buffer, color=False), interrupted=outcome.interrupted
     )
-    return buffer.getvalue()
+    return [buffer.getvalue()]
 
 
 def run_scan_command(settings: ScanSettings, streams: Streams) -> ExitStatus:
@@ -460,21 +459,22 @@ def run_scan_command(settings: ScanSettings, streams: Streams) -> ExitStatus:
         failed |= not state_ok
     text = _render(report, outcome, now, scanned_at, jsonl)
     if report.json_copy:
-        doc = jsonreport.report(
+        copy = jsonreport.report_text(
             outcome.results, scanned_at=scanned_at, as_of=now, interrupted=outcome.interrupted
         )
-        failed |= not _write(report.json_copy, json.dumps(doc) + "\n", stderr)
+        failed |= not _write(report.json_copy, copy, stderr)
     # An interrupted scan never replaces the last complete report (all or
     # nothing, like the metric exports): its partial report goes to stdout.
     output = report.output if not outcome.interrupted else None
     if output:
         failed |= not _write(output, text, stderr)
     elif streaming:
-        stdout.write(text.splitlines()[-1] + "\n")  # the lines went out as they came
+        stdout.write("".join(text).splitlines()[-1] + "\n")  # the lines went out as they came
     elif report.format is ReportFormat.TABLE and stdout.isatty():
         table.render(outcome.results, table.make_console(stdout), interrupted=outcome.interrupted)
     else:
-        stdout.write(text)
+        for piece in text:
+            stdout.write(piece)
     stdout.flush()
     for name, trace in outcome.internal_errors:
         if settings.traceback:
@@ -505,7 +505,7 @@ def run_scan_command(settings: ScanSettings, streams: Streams) -> ExitStatus:
     return exit_status(outcome.results, settings.fail_on)
 
 
-def _write(path: str, text: str, stderr: TextIO) -> bool:
+def _write(path: str, text: str | Iterable[str], stderr: TextIO) -> bool:
     try:
         write_atomic(path, text)
     except ExportError as exc:

@@ -18,6 +18,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from scanner.errors import ExportError
@@ -31,10 +32,22 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
-    """Write `data` to `path` as described above; ExportError when it cannot be."""
+def _pieces(data: str | bytes | Iterable[str]) -> Iterator[bytes]:
+    if isinstance(data, str):
+        yield data.encode()
+    elif isinstance(data, bytes):
+        yield data
+    else:
+        for piece in data:
+            yield piece.encode()
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Iterable[str]) -> None:
+    """Write `data` to `path` as described above; ExportError when it cannot be.
+    `data` may come in pieces (an iterable of str, e.g. a report written entry
+    by entry): they are written as they come, never joined in memory."""
     target = Path(path)
-    payload = data.encode() if isinstance(data, str) else data
+    payload = _pieces(data)
     try:
         st: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
@@ -55,7 +68,8 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
         raise ExportError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            for piece in payload:
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -64,9 +78,13 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise ExportError(f"{target}: cannot write: {exc.strerror}") from None
+    except BaseException:  # the pieces' producer failed: no temporary file left behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
-def _write_in_place(target: Path, payload: bytes) -> None:
+def _write_in_place(target: Path, payload: Iterable[bytes]) -> None:
     try:
         # O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of hanging
         fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
@@ -74,10 +92,11 @@ def _write_in_place(target: Path, payload: bytes) -> None:
         raise ExportError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         os.set_blocking(fd, True)
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for piece in payload:
+            view = memoryview(piece)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
     except OSError as exc:
         raise ExportError(f"{target}: cannot write: {exc.strerror}") from None
     finally:

@@ -7,8 +7,10 @@ documented in the README and checked by a JSON Schema in the tests.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "endpoint_entry",
     "finding_entry",
     "report",
+    "report_text",
     "role",
     "summary",
     "summary_line",
@@ -30,6 +33,13 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
+
+
+@functools.lru_cache(maxsize=16384)
+def _pin(pin: Pin) -> str:
+    """``str(pin)``, made once per distinct pin (a fleet repeats a few pins in
+    every endpoint's entry: pin-sets, chains, findings)."""
+    return str(pin)
 
 
 def timestamp(when: datetime) -> str:
@@ -58,7 +68,7 @@ def _chain(report: ChainReport) -> list[dict[str, Any]]:
                 subject=facts.subject,
                 issuer=facts.issuer,
                 serial=format(facts.serial, "x"),
-                spki_sha256=str(facts.spki_sha256),
+                spki_sha256=_pin(facts.spki_sha256),
                 not_before=timestamp(facts.not_before),
                 not_after=timestamp(facts.not_after),
                 key=f"{facts.key_type.value}{facts.key_bits}",
@@ -82,7 +92,7 @@ def _path_certificates(report: ChainReport) -> list[dict[str, Any]]:
             "role": role(pc.facts, index),
             "subject": pc.facts.subject,
             "issuer": pc.facts.issuer,
-            "spki_sha256": str(pc.facts.spki_sha256),
+            "spki_sha256": _pin(pc.facts.spki_sha256),
             "not_before": timestamp(pc.facts.not_before),
             "not_after": timestamp(pc.facts.not_after),
         }
@@ -95,11 +105,11 @@ def _pin_path(judged: PinPath, report: ChainReport) -> dict[str, Any]:
     return {
         "anchor": judged.anchor.subject,
         "verdict": "pass" if judged.passes else "fail",
-        "matched": [str(p) for p in judged.matched],
+        "matched": [_pin(p) for p in judged.matched],
         "certificates": [
             {
                 "subject": facts.subject,
-                "spki_sha256": str(facts.spki_sha256),
+                "spki_sha256": _pin(facts.spki_sha256),
                 "not_after": timestamp(facts.not_after),
                 "position": served.get(facts.der_sha256),
             }
@@ -114,7 +124,7 @@ def finding_entry(finding: Finding) -> dict[str, Any]:
         "severity": finding.severity.value,
         "message": finding.message,
         "certificate": finding.certificate,
-        "pin": str(finding.pin) if finding.pin else None,
+        "pin": _pin(finding.pin) if finding.pin else None,
         "subject": finding.subject,
     }
 
@@ -191,7 +201,7 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
         "labels": ep.label_map,
         "status": result.status.value,
         "chain": _chain(report) if report else [],
-        "path": [str(pc.facts.spki_sha256) for pc in report.path]
+        "path": [_pin(pc.facts.spki_sha256) for pc in report.path]
         if report and report.valid
         else [],
         "path_status": report.status.value if report else None,
@@ -230,17 +240,17 @@ def endpoint_entry(result: EndpointResult, now: datetime) -> dict[str, Any]:
         expiry = pinset_expiry(ep.pinset)
         entry["pinset"] = {
             "name": ep.pinset.name,
-            "pins": [str(p) for p in ep.pinset.pins],
+            "pins": [_pin(p) for p in ep.pinset.pins],
             "expires": timestamp(expiry) if expiry else None,
             "enforced": pins_enforced(ep.pinset, now),
-            "offline": [str(p) for p in ep.pinset.pins if p in ep.pinset.offline],
+            "offline": [_pin(p) for p in ep.pinset.pins if p in ep.pinset.offline],
         }
     if ep.all_addresses:
         entry["addresses"] = [
             {
                 "address": a.address,
                 "status": "error" if a.observation is None else "ok",
-                "spki_sha256": str(a.report.leaf.spki_sha256)
+                "spki_sha256": _pin(a.report.leaf.spki_sha256)
                 if a.report and a.report.leaf
                 else None,
                 "error": a.failure.kind.value if a.failure else None,
@@ -280,6 +290,26 @@ def report(
     }
 
 
+def report_text(
+    results: Sequence[EndpointResult],
+    *,
+    scanned_at: datetime,
+    as_of: datetime,
+    interrupted: bool = False,
+) -> Iterator[str]:
+    """``json.dumps(report(...)) + "\n"``, piece by piece: one endpoint's entry
+    at a time, so that the whole document (its dicts and its text, ~6 KB per
+    endpoint) is never held in memory. The text is the same, byte for byte."""
+    head = report([], scanned_at=scanned_at, as_of=as_of, interrupted=interrupted)
+    head["summary"] = summary(results)
+    del head["endpoints"]
+    yield json.dumps(head)[:-1] + ', "endpoints": ['
+    for n, result in enumerate(results):
+        entry = json.dumps(endpoint_entry(result, as_of))
+        yield entry if n == 0 else ", " + entry
+    yield "]}\n"
+
+
 def summary_line(
     results: Sequence[EndpointResult], *, scanned_at: datetime, as_of: datetime
 ) -> dict[str, Any]:
@@ -296,7 +326,7 @@ def verdict_entry(verdict: ClientVerdict) -> dict[str, Any]:
     """One client verdict in the JSON report (``client_verdicts``)."""
 
     def pins(values: Iterable[Pin]) -> list[str]:
-        return [str(p) for p in values]
+        return [_pin(p) for p in values]
 
     return {
         "pinset": verdict.policy,

@@ -18,7 +18,7 @@ import resource
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,11 +45,13 @@ __all__ = [
     "FD_HEADROOM",
     "FD_RESERVE",
     "TRANSIENT",
+    "Probed",
     "ScanOptions",
     "ScanOutcome",
     "Sink",
     "ensure_open_files",
     "open_descriptors",
+    "probe_only",
     "run_scan",
 ]
 
@@ -69,6 +71,9 @@ TRANSIENT = frozenset(
 )
 
 Sink = Callable[[EndpointResult], None]
+# What probing one endpoint gave, before judging: (its index, the probe's
+# results, attempts, its CAA lookup), as scanner.workers' processes send it.
+Probed = tuple[int, list[Observation | ProbeFailure], int, CaaLookup | None]
 
 
 @dataclass(frozen=True)
@@ -231,6 +236,13 @@ class _Run:
             await self.lookup_caa(index, probed)
             self.finish(index, probed, tries)
 
+    async def consume(self, source: AsyncIterable[Probed]) -> None:
+        """Endpoints probed elsewhere (scanner.workers), judged here as they come."""
+        async for index, probed, tries, caa in source:
+            if caa is not None:
+                self.caa[index] = caa
+            self.finish(index, probed, tries)
+
     def second_look(self) -> None:
         """Re-judge verdicts that depend on what the whole scan saw."""
         for index, result in enumerate(self.results):
@@ -265,8 +277,11 @@ async def run_scan(
     options: ScanOptions = ScanOptions(),
     stores: TrustStores | None = None,
     sinks: Sequence[Sink] = (),
+    source: AsyncIterable[Probed] | None = None,
 ) -> ScanOutcome:
-    """Scan every endpoint; one result each, in inventory order."""
+    """Scan every endpoint; one result each, in inventory order. With a
+    `source`, the endpoints are probed elsewhere (scanner.workers) and only
+    judged here, as they come: the same verdicts, second look included."""
     if options.concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
     stores = stores if stores is not None else TrustStores()
@@ -282,7 +297,9 @@ async def run_scan(
         with trio.CancelScope(deadline=deadline) as scope:
             outer.start_soon(run.watch_interrupt, scope)
             async with trio.open_nursery() as nursery:
-                for _ in range(workers):
+                if source is not None:
+                    nursery.start_soon(run.consume, source)
+                for _ in range(workers if source is None else 0):
                     nursery.start_soon(run.worker)
         outer.cancel_scope.cancel()
     run.second_look()
@@ -302,3 +319,24 @@ async def run_scan(
         deadline_hit,
         tuple(run.internal_errors),
     )
+
+
+async def probe_only(
+    endpoints: Sequence[Endpoint], *, options: ScanOptions, emit: Callable[[Probed], None]
+) -> None:
+    """Probe every endpoint as run_scan does (retries, CAA lookups), judge
+    none: each endpoint's probing goes to `emit` (scanner.workers' processes)."""
+    run = _Run(endpoints, datetime.now().astimezone(), options, TrustStores(), ())
+
+    async def worker() -> None:
+        for index in run.queue:
+            probed, tries = await run.attempt(endpoints[index])
+            await run.lookup_caa(index, probed)
+            emit((index, probed, tries, run.caa.pop(index, None)))
+
+    workers = min(options.concurrency, len(endpoints))
+    limiter = trio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, min(workers, 256))  # getaddrinfo threads
+    async with trio.open_nursery() as nursery:
+        for _ in range(workers):
+            nursery.start_soon(worker)

@@ -234,14 +234,21 @@ class _Run:
         for index in self.queue:
             probed, tries = await self.attempt(self.endpoints[index])
             await self.lookup_caa(index, probed)
-            self.finish(index, probed, tries)
+            await self.after_probing(index, probed, tries)
 
     async def consume(self, source: AsyncIterable[Probed]) -> None:
         """Endpoints probed elsewhere (scanner.workers), judged here as they come."""
         async for index, probed, tries, caa in source:
             if caa is not None:
                 self.caa[index] = caa
-            self.finish(index, probed, tries)
+            await self.after_probing(index, probed, tries)
+
+    async def after_probing(
+        self, index: int, probed: list[Observation | ProbeFailure], tries: int
+    ) -> None:
+        """Everything after an endpoint's probing, whether it was probed here
+        (worker) or by a worker process (consume): the two must not differ."""
+        self.finish(index, probed, tries)
 
     def second_look(self) -> None:
         """Re-judge verdicts that depend on what the whole scan saw."""

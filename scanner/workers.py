@@ -15,8 +15,10 @@ The wire between the processes: the job (the share's endpoints and the scan
 options) pickled on the worker's stdin; the results as length-prefixed
 pickles on its stdout (both ends are this program). A worker that dies
 leaves its unfinished endpoints failed with ``os_error`` saying so; a scan
-that stops (deadline, Ctrl-C) kills its workers. Workers ignore SIGINT (the
-terminal sends it to the whole process group): only this process decides.
+that stops (deadline, Ctrl-C) kills its workers. Workers run in a session
+of their own, so a terminal's Ctrl-C (sent to its foreground process group)
+reaches this process only, even while a worker is still starting: only the
+scan decides what an interrupt means (and workers ignore SIGINT besides).
 
 Default: as many workers as CPUs this process may run on, but one per
 ``DEFAULT_SHARE`` endpoints at most, since starting a worker costs about as
@@ -137,7 +139,7 @@ async def _worker(
     done: set[int] = set()
     async with send:
         process = await trio.lowlevel.open_process(
-            _WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            _WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
         )
         try:
             assert process.stdin is not None and process.stdout is not None

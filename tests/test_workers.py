@@ -169,7 +169,7 @@ def test_ctrl_c_with_workers_exits_130_with_a_partial_report(
     os.killpg(proc.pid, signal.SIGINT)
     rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err
     lines = [json.loads(line) for line in [first, *rest.splitlines()]]
     assert lines[-1]["type"] == "summary" and lines[-1]["complete"] is False
     endpoints = lines[:-1]

@@ -16,7 +16,7 @@ __all__ = ["main"]
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends it to the whole group
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan that started it decides
     return serve_share(sys.stdin.buffer, sys.stdout.buffer)
 
 

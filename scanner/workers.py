@@ -21,8 +21,9 @@ reaches this process only, even while a worker is still starting: only the
 scan decides what an interrupt means (and workers ignore SIGINT besides).
 
 Default: as many workers as CPUs this process may run on, but one per
-``DEFAULT_SHARE`` endpoints at most, since starting a worker costs about as
-much CPU as probing a few hundred endpoints. The long-running exporter
+``DEFAULT_SHARE`` endpoints at most, since starting a worker costs about a
+second of CPU (its imports), as much as probing a few hundred endpoints, and
+each endpoint's probing crosses a pipe. The long-running exporter
 (``--serve``) scans in one process.
 """
 
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 MAX_WORKERS = MAX_SHARDS  # 256
-DEFAULT_SHARE = 500  # endpoints per worker at least, when --workers is not given
+DEFAULT_SHARE = 2000  # endpoints per worker at least, when --workers is not given
 _FRAME = struct.Struct(">I")
 _MAX_FRAME = 64 * 1024 * 1024  # one endpoint's probing (a huge chain is a few MB)
 _WORKER = (sys.executable, "-m", "scanner.cli.worker")

@@ -19,7 +19,7 @@ import resource
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -51,11 +51,13 @@ __all__ = [
     "FD_HEADROOM",
     "FD_RESERVE",
     "TRANSIENT",
+    "Probed",
     "ScanOptions",
     "ScanOutcome",
     "Sink",
     "ensure_open_files",
     "open_descriptors",
+    "probe_only",
     "run_scan",
 ]
 
@@ -79,6 +81,9 @@ TRANSIENT = frozenset(
 )
 
 Sink = Callable[[EndpointResult], None]
+# What probing one endpoint gave, before judging: (its index, the probe's
+# results, attempts, its CAA lookup), as scanner.workers' processes send it.
+Probed = tuple[int, list[Observation | ProbeFailure], int, CaaLookup | None]
 
 
 @dataclass(frozen=True)
@@ -325,11 +330,27 @@ class _Run:
     async def worker(self) -> None:
         for index in self.queue:
             probed, tries = await self.attempt(self.endpoints[index])
-            probed = [self.held_once(item) for item in probed]
             await self.lookup_caa(index, probed)
-            self.learn(probed)
-            await self.analyse_new_chains(index, probed)
-            self.finish(index, probed, tries)
+            await self.after_probing(index, probed, tries)
+
+    async def consume(self, source: AsyncIterable[Probed]) -> None:
+        """Endpoints probed elsewhere (scanner.workers), judged here as they come."""
+        async for index, probed, tries, caa in source:
+            if caa is not None:
+                self.caa[index] = caa
+            await self.after_probing(index, probed, tries)
+
+    async def after_probing(
+        self, index: int, probed: list[Observation | ProbeFailure], tries: int
+    ) -> None:
+        """Everything after an endpoint's probing, whether it was probed here
+        (worker) or by a worker process (consume): the two must not differ.
+        Served certificates are held once, the scan learns them, a chain new
+        to the scan is analysed off the loop, then the endpoint is judged."""
+        probed = [self.held_once(item) for item in probed]
+        self.learn(probed)
+        await self.analyse_new_chains(index, probed)
+        self.finish(index, probed, tries)
 
     def second_look(self) -> None:
         """Re-judge the verdicts whose scan-wide answers changed since they were
@@ -380,8 +401,11 @@ async def run_scan(
     options: ScanOptions = ScanOptions(),
     stores: TrustStores | None = None,
     sinks: Sequence[Sink] = (),
+    source: AsyncIterable[Probed] | None = None,
 ) -> ScanOutcome:
-    """Scan every endpoint; one result each, in inventory order."""
+    """Scan every endpoint; one result each, in inventory order. With a
+    `source`, the endpoints are probed elsewhere (scanner.workers) and only
+    judged here, as they come: the same verdicts, second look included."""
     if options.concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {options.concurrency}")
     stores = stores if stores is not None else TrustStores()
@@ -397,7 +421,9 @@ async def run_scan(
         with trio.CancelScope(deadline=deadline) as scope:
             outer.start_soon(run.watch_interrupt, scope)
             async with trio.open_nursery() as nursery:
-                for _ in range(workers):
+                if source is not None:
+                    nursery.start_soon(run.consume, source)
+                for _ in range(workers if source is None else 0):
                     nursery.start_soon(run.worker)
         outer.cancel_scope.cancel()
     run.second_look()
@@ -418,3 +444,24 @@ async def run_scan(
         tuple(run.internal_errors),
         run.rejudged,
     )
+
+
+async def probe_only(
+    endpoints: Sequence[Endpoint], *, options: ScanOptions, emit: Callable[[Probed], None]
+) -> None:
+    """Probe every endpoint as run_scan does (retries, CAA lookups), judge
+    none: each endpoint's probing goes to `emit` (scanner.workers' processes)."""
+    run = _Run(endpoints, datetime.now().astimezone(), options, TrustStores(), ())
+
+    async def worker() -> None:
+        for index in run.queue:
+            probed, tries = await run.attempt(endpoints[index])
+            await run.lookup_caa(index, probed)
+            emit((index, probed, tries, run.caa.pop(index, None)))
+
+    workers = min(options.concurrency, len(endpoints))
+    limiter = trio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, min(workers, 256))  # getaddrinfo threads
+    async with trio.open_nursery() as nursery:
+        for _ in range(workers):
+            nursery.start_soon(worker)

@@ -107,6 +107,7 @@ class ScanLimits:
     concurrency: int | None = None  # None: DEFAULT_CONCURRENCY, or fewer endpoints
     deadline: float | None = None  # seconds
     retries: int = 0
+    processes: int | None = None  # --workers; None: the CPUs available (scanner.workers)
 
     def workers(self, endpoints: int) -> int:
         return self.concurrency or min(DEFAULT_CONCURRENCY, max(1, endpoints))

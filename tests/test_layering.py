@@ -58,6 +58,7 @@ SHELL: dict[str, frozenset[str]] = {
     "scanner.probe": frozenset({"trio", "socket", "OpenSSL", "dns"}),
     "scanner.engine": frozenset({"trio", "ssl", "signal", "threading", "resource"}),
     "scanner.plan": frozenset(),
+    "scanner.workers": frozenset({"trio", "subprocess"}),
     "scanner.api": frozenset({"trio", "threading", "asyncio"}),
     "scanner.targets": frozenset({"trio", "prometheus_client"}),
     "scanner.serve": frozenset({"trio", "signal", "time", "resource", "prometheus_client"}),
@@ -107,7 +108,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("scanner.inventory", "scanner.preflight", "scanner.results"),
     ("scanner.probe", "scanner.state", "scanner.exporters", "scanner.fleet", "scanner.logs"),
     ("scanner.engine",),
-    ("scanner.plan", "scanner.targets", "scanner.serve", "scanner.api"),
+    ("scanner.plan", "scanner.targets", "scanner.serve", "scanner.api", "scanner.workers"),
     ("scanner.cli", "scanner.__main__"),
 )
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from scanner.errors import ConfigError
 from scanner.exporters.contract import RESERVED_LABELS, own_label_names
 from scanner.settings import DEFAULT_PUSH_JOB, PushSettings, Selector
-from scanner.shard import Shard
+from scanner.shard import MAX_SHARDS, Shard
 from scanner.units import MAX_SECONDS, format_duration, parse_duration
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "retries",
     "selector",
     "shard",
+    "workers",
 ]
 
 PUSH_USERNAME_ENV = "PINAUDIT_PUSH_USERNAME"
@@ -89,6 +90,10 @@ def _whole(flag: str, value: int | None, low: int, high: int) -> int | None:
 
 def concurrency(value: int | None) -> int | None:
     return _whole("--concurrency", value, 1, MAX_CONCURRENCY)
+
+
+def workers(value: int | None) -> int | None:
+    return _whole("--workers", value, 1, MAX_SHARDS)
 
 
 def retries(value: int) -> int:

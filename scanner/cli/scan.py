@@ -25,7 +25,7 @@ import trio
 
 from scanner.cli import options
 from scanner.cli.args import Parser, Streams, Subparsers
-from scanner.engine import ScanOutcome, run_scan
+from scanner.engine import ScanOutcome
 from scanner.errors import ConfigError, ExportError
 from scanner.exporters import jsonreport, table
 from scanner.exporters.files import write_atomic
@@ -50,6 +50,7 @@ from scanner.settings import (
 )
 from scanner.state import advance, load_state, save_state
 from scanner.status import ExitStatus
+from scanner.workers import DEFAULT_SHARE, MAX_WORKERS, run_scan, worker_count
 
 __all__ = ["add_arguments", "add_parser", "exit_status", "run", "run_scan_command", "settings"]
 
@@ -129,6 +130,15 @@ def add_arguments(p: Parser) -> None:
         metavar="N",
         help=f"retry transient failures (timeout, reset, closed) up to N times with "
         f"jittered backoff, 0..{options.MAX_RETRIES} (default 0)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"probe with N processes, 1..{MAX_WORKERS}, each with its share of the endpoints "
+        "and of --concurrency; one report (default: the CPUs available, one per "
+        f"{DEFAULT_SHARE} endpoints at most)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.add_argument(
@@ -248,6 +258,7 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
         concurrency=options.concurrency(args.concurrency),
         deadline=options.duration("--deadline", args.deadline),
         retries=options.retries(args.retries),
+        processes=options.workers(args.workers),
     )
     serve_only = (
         ("--interval", args.interval),
@@ -270,6 +281,7 @@ def settings(args: argparse.Namespace, environ: Mapping[str, str]) -> ScanSettin
                 ("--textfile", args.textfile),
                 ("--push-gateway", args.push_gateway),
                 ("--now", args.now),
+                ("--workers", args.workers),
             )
             if value is not None
         ]
@@ -447,9 +459,17 @@ def run_scan_command(settings: ScanSettings, streams: Streams) -> ExitStatus:
     if report.format is ReportFormat.JSONL:
         sinks.append(_jsonl_sink(jsonl, stdout if streaming else None, now))
     with progress:
+        processes = worker_count(
+            settings.limits.processes, len(plan.endpoints), plan.options.concurrency
+        )
         outcome = trio.run(
             lambda: run_scan(
-                plan.endpoints, now=now, options=plan.options, stores=plan.stores, sinks=sinks
+                plan.endpoints,
+                now=now,
+                options=plan.options,
+                stores=plan.stores,
+                sinks=sinks,
+                workers=processes,
             )
         )
     scanned_at = datetime.now(timezone.utc)

@@ -16,6 +16,7 @@ __all__ = [
     "INLINE",
     "default_name",
     "host_problem",
+    "ip_literal",
     "label_name_problem",
     "pinset_name_problem",
 ]
@@ -25,6 +26,24 @@ INLINE = "inline"  # name of the pin-set of inline pins without a named pin-set
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 PINSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+# The spellings nearly every inventory uses, recognised in one match (the
+# checks below give the same answer for them, more slowly): a dotted IPv4
+# address as `ipaddress` reads it (decimal, no leading zero), and a host name
+# of valid labels with an optional final dot.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def ip_literal(text: str) -> bool:
+    """An IPv4 or IPv6 literal, without brackets (``scanner.units.is_ip_address``,
+    without its cost for the common spellings)."""
+    if _IPV4.fullmatch(text):
+        return True
+    if ":" not in text:  # an IPv6 literal has one; an IPv4 literal is matched above
+        return False
+    return is_ip_address(text)
 
 
 def label_name_problem(name: str) -> str | None:
@@ -47,6 +66,17 @@ def pinset_name_problem(name: str) -> str:
 
 def host_problem(text: str, what: str) -> str | None:
     """Why `text` is not a DNS name or an IP literal, or None when it is one."""
+    if _IPV4.fullmatch(text):
+        return None
+    if _HOST_NAME.fullmatch(text):
+        name = text[:-1] if text.endswith(".") else text
+        if len(name) <= 253 and not name.rpartition(".")[2].isdigit():
+            return None
+    return _host_problem(text, what)
+
+
+def _host_problem(text: str, what: str) -> str | None:
+    """host_problem(), every check in turn."""
     if not text.strip():
         return f"{what} must not be empty"
     if "/" in text:

@@ -13,8 +13,8 @@ import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -42,13 +42,20 @@ MAX_MERGE_DEPTH = 16  # merge keys whose sources themselves merge
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One key of a mapping node, after merge keys and duplicates are dealt with."""
+class Entry(NamedTuple):
+    """One key of a mapping node, after merge keys and duplicates are dealt with.
+
+    (A named tuple: one is made per key read, and it is quicker to make than
+    a frozen dataclass.)"""
 
     key: str
     key_node: Node
     value: Node
+
+
+# Entry(key, key_node, value), without the Python-level __new__ of a named
+# tuple: one is made per key of every mapping read.
+_entry = tuple.__new__
 
 
 class _MergeTooDeep(Exception):
@@ -68,7 +75,8 @@ class NodeReader:
     # reporting
 
     def at(self, node: Node) -> Location:
-        return self.mark_location(node.start_mark)
+        mark = node.start_mark
+        return Location(self.name, mark.line + 1, mark.column + 1)
 
     def mark_location(self, mark: Position) -> Location:
         return Location(self.name, mark.line + 1, mark.column + 1)
@@ -97,21 +105,27 @@ class NodeReader:
         """Keys of a mapping in order; explicit keys win over merged ones (``<<``)."""
         own: dict[str, Entry] = {}
         merged: list[Entry] = []
+        bad = self.bad
         for key_node, value in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == MERGE:
+            if not isinstance(key_node, ScalarNode) or (bad and id(key_node) in bad):
+                if isinstance(key_node, ScalarNode) and key_node.tag == MERGE:
+                    merged.extend(self.merge_sources(value, path, depth))
+                else:
+                    self.wrong_type(key_node, path, "a string key")
+                continue
+            key = key_node.value
+            if key_node.tag == MERGE:
                 merged.extend(self.merge_sources(value, path, depth))
-            elif not isinstance(key_node, ScalarNode) or id(key_node) in self.bad:
-                self.wrong_type(key_node, path, "a string key")
-            elif key_node.value in own:
-                first = own[key_node.value].key_node.start_mark
+            elif key in own:
+                first = own[key].key_node.start_mark
                 self.report(
                     key_node,
-                    join(path, key_node.value),
-                    f"duplicate key {key_node.value!r} "
+                    join(path, key),
+                    f"duplicate key {key!r} "
                     f"(first at line {first.line + 1}, column {first.column + 1})",
                 )
             else:
-                own[key_node.value] = Entry(key_node.value, key_node, value)
+                own[key] = _entry(Entry, (key, key_node, value))
         result = list(own.values())
         for entry in merged:
             if entry.key not in own:
@@ -156,7 +170,11 @@ class NodeReader:
 
     def string(self, node: Node, path: str) -> str | None:
         """Any non-null scalar, as written (so ``no`` stays "no", ``010`` stays "010")."""
-        if isinstance(node, ScalarNode) and node.tag != NULL and id(node) not in self.bad:
+        if (
+            isinstance(node, ScalarNode)
+            and node.tag != NULL
+            and not (self.bad and id(node) in self.bad)
+        ):
             return str(node.value)
         self.wrong_type(node, path, "a string")
         return None

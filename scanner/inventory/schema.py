@@ -20,11 +20,13 @@ function they concern; the user-facing ones are also in
 from __future__ import annotations
 
 import difflib
+import gc
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -53,6 +55,7 @@ from scanner.inventory.names import (
     PINSET_NAME,
     default_name,
     host_problem,
+    ip_literal,
     label_name_problem,
     pinset_name_problem,
 )
@@ -74,7 +77,7 @@ from scanner.proxy import parse_proxy
 from scanner.starttls import Starttls
 from scanner.tlsversion import DEFAULT_MINIMUM
 from scanner.tlsversion import VERSIONS as TLS_VERSIONS
-from scanner.units import is_ip_address, parse_duration, positive_seconds
+from scanner.units import parse_duration, positive_seconds
 
 __all__ = ["MAX_DAYS", "SCHEMA_VERSION", "load_inventory", "load_inventory_text"]
 
@@ -109,9 +112,6 @@ MAX_KEY_FILES = 1000  # distinct `key:` files one inventory may name (each read 
 _ENDPOINT_KEYS = ("host", "name", "port", "sni", "pinset", "pins", *_DEFAULT_KEYS[1:])
 
 _CERTIFI = TrustSpec(TrustKind.CERTIFI)
-
-_T = TypeVar("_T")
-_V = TypeVar("_V")
 
 
 # --- values ------------------------------------------------------------------
@@ -151,54 +151,53 @@ class _Effective:
 
 @dataclass(frozen=True)
 class _Layer:
-    """Settings one mapping sets (a ``defaults`` block or an endpoint); None = not set."""
+    """What one mapping (a ``defaults`` block or an endpoint) sets: the settings
+    written there and read without a problem, by their _Effective name (labels
+    are added to the base's labels, the others replace the base's value)."""
 
-    port: int | None = None
-    timeout: float | None = None
-    warn_days: int | None = None
-    critical_days: int | None = None
-    pinset_warn_days: int | None = None
-    trust: TrustSpec | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
     threshold_at: tuple[Location, str] | None = None  # where critical_days/warn_days is set
-    all_addresses: bool | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    starttls: Starttls | None = None
-    proxy: str | None = None
-    ocsp: bool | None = None
-    ct: tuple[str, ...] | None = None
-    caa: bool | None = None
-    caa_identifiers: tuple[tuple[str, tuple[str, ...]], ...] | None = None
-    tls_min_version: str | None = None
-    tls_version_severity: Severity | None = None
 
     def apply(self, base: _Effective) -> _Effective:
-        return _Effective(
-            port=_first(self.port, base.port),
-            timeout=_first(self.timeout, base.timeout),
-            warn_days=_first(self.warn_days, base.warn_days),
-            critical_days=_first(self.critical_days, base.critical_days),
-            pinset_warn_days=_first(self.pinset_warn_days, base.pinset_warn_days),
-            trust=_first(self.trust, base.trust),
-            labels={**base.labels, **self.labels},
-            all_addresses=_first(self.all_addresses, base.all_addresses),
-            client_cert=_first(self.client_cert, base.client_cert),
-            client_key=_first(self.client_key, base.client_key),
-            port_set=base.port_set or self.port is not None,
-            starttls=_first(self.starttls, base.starttls),
-            proxy=_first(self.proxy, base.proxy),
-            ocsp=_first(self.ocsp, base.ocsp),
-            ct=_first(self.ct, base.ct),
-            caa=_first(self.caa, base.caa),
-            caa_identifiers=_first(self.caa_identifiers, base.caa_identifiers),
-            tls_min_version=_first(self.tls_min_version, base.tls_min_version),
-            tls_version_severity=_first(self.tls_version_severity, base.tls_version_severity),
-        )
+        """`base` with what this layer sets."""
+        if not self.values:
+            return base
+        changes = dict(self.values)
+        if "labels" in changes:
+            changes["labels"] = {**base.labels, **changes["labels"]}
+        if "port" in changes:
+            changes["port_set"] = True
+        # `replace(base, **changes)`, without its cost (it runs __init__ with
+        # every field, once per endpoint): _Effective has no __post_init__.
+        settings = object.__new__(_Effective)
+        settings.__dict__.update(base.__dict__)
+        settings.__dict__.update(changes)
+        return settings
 
 
-def _first(value: _T | None, default: _T) -> _T:
-    return default if value is None else value
+# Each setting's reader (a method of _Source), in the order they are read.
+_READERS = (
+    ("warn_days", "days"),
+    ("critical_days", "days"),
+    ("port", "port"),
+    ("timeout", "timeout"),
+    ("pinset_warn_days", "days"),
+    ("trust", "trust"),
+    ("labels", "labels"),
+    ("all_addresses", "boolean"),
+    ("client_cert", "pem_file"),
+    ("client_key", "pem_file"),
+    ("starttls", "starttls"),
+    ("proxy", "proxy"),
+    ("ocsp", "boolean"),
+    ("ct", "ct_policies"),
+    ("caa", "boolean"),
+    ("caa_identifiers", "caa_identifiers"),
+    ("tls_min_version", "tls_version"),
+    ("tls_version_severity", "severity"),
+)
+_READER_OF = dict(_READERS)
+_READ_ORDER = {key: index for index, (key, _) in enumerate(_READERS)}
 
 
 @dataclass(frozen=True)
@@ -222,9 +221,33 @@ class _Draft:
 # --- public API --------------------------------------------------------------
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an inventory is read.
+
+    Loading allocates one long-lived object after another (nodes, positions,
+    drafts, endpoints) and frees almost nothing, which is what makes the
+    collector run again and again over everything allocated so far: it took
+    half of the loading time. Loading makes no reference cycles worth
+    collecting (a recursive alias is refused, and collected afterwards), and
+    how much it allocates is bounded by the file size and node limits. The
+    collector is left as it was found."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Read an inventory file and every file it includes. Raises InventoryError."""
-    name = os.fspath(path)
+    with _collector_paused():
+        return _load_inventory(os.fspath(path))
+
+
+def _load_inventory(name: str) -> Inventory:
     run = _Run()
     try:
         absolute, real = resolve(name)
@@ -248,6 +271,13 @@ def load_inventory_text(
     Includes and trust bundle paths are relative to `base_dir`, or to the
     current directory when it is None.
     """
+    with _collector_paused():
+        return _load_inventory_text(text, filename, base_dir)
+
+
+def _load_inventory_text(
+    text: str, filename: str, base_dir: str | os.PathLike[str] | None
+) -> Inventory:
     run = _Run()
     if base_dir is None:
         directory, display_dir = os.getcwd(), ""
@@ -498,37 +528,20 @@ class _Source(NodeReader):
     # settings (defaults keys, also on endpoints)
 
     def layer(self, fields: Mapping[str, Node], path: str) -> _Layer:
-        def read(key: str, reader: Callable[[Node, str], _V | None]) -> _V | None:
-            node = fields.get(key)
-            return None if node is None else reader(node, join(path, key))
-
-        warn_days = read("warn_days", self.days)
-        critical_days = read("critical_days", self.days)
+        values: dict[str, Any] = {}
+        written = [key for key in fields if key in _READER_OF]  # most layers set a few
+        if len(written) > 1:
+            written.sort(key=_READ_ORDER.__getitem__)
+        for key in written:
+            value = getattr(self, _READER_OF[key])(fields[key], join(path, key))
+            if value is not None:
+                values[key] = value
         threshold_at = None  # the thresholds' check reports at the first valid one set here
-        for key, value in (("critical_days", critical_days), ("warn_days", warn_days)):
-            if value is not None and threshold_at is None:
+        for key in ("critical_days", "warn_days"):
+            if key in values:
                 threshold_at = (self.at(fields[key]), join(path, key))
-        return _Layer(
-            port=read("port", self.port),
-            timeout=read("timeout", self.timeout),
-            warn_days=warn_days,
-            critical_days=critical_days,
-            pinset_warn_days=read("pinset_warn_days", self.days),
-            trust=read("trust", self.trust),
-            labels=read("labels", self.labels) or {},
-            threshold_at=threshold_at,
-            all_addresses=read("all_addresses", self.boolean),
-            client_cert=read("client_cert", self.pem_file),
-            client_key=read("client_key", self.pem_file),
-            starttls=read("starttls", self.starttls),
-            proxy=read("proxy", self.proxy),
-            ocsp=read("ocsp", self.boolean),
-            ct=read("ct", self.ct_policies),
-            caa=read("caa", self.boolean),
-            caa_identifiers=read("caa_identifiers", self.caa_identifiers),
-            tls_min_version=read("tls_min_version", self.tls_version),
-            tls_version_severity=read("tls_version_severity", self.severity),
-        )
+                break
+        return _Layer(values, threshold_at)
 
     def starttls(self, node: Node, path: str) -> Starttls | None:
         text = self.string(node, path)
@@ -680,7 +693,7 @@ class _Source(NodeReader):
                 if text is None:
                     continue
                 problem = host_problem(text, "a CAA issuer domain")
-                if problem is not None or is_ip_address(text):
+                if problem is not None or ip_literal(text):
                     message = problem or f"a CAA issuer domain is a domain name, not {text!r}"
                     self.report(item, f"{where}[{index}]", message)
                     continue
@@ -931,7 +944,7 @@ class _Source(NodeReader):
                 inline, inline_offline = read
             inline_at = self.at(fields["pins"])
         name, name_at = self.endpoint_name(fields.get("name"), path, node)
-        port_ok = "port" not in fields or layer.port is not None
+        port_ok = "port" not in fields or "port" in layer.values
         if "name" not in fields and host is not None and sni_ok and port_ok:
             name = default_name(host, settings.effective_port, sni)
         self.run.drafts.append(
@@ -964,7 +977,7 @@ class _Source(NodeReader):
     def sni(self, node: Node | None, path: str, host: str | None) -> tuple[str | None, bool]:
         """(SNI, valid). Absent: the host, or None for an IP host. false/null: no SNI."""
         if node is None:
-            return (None if host is None or is_ip_address(host) else host), True
+            return (None if host is None or ip_literal(host) else host), True
         if isinstance(node, ScalarNode) and node.tag in (BOOL, NULL) and id(node) not in self.bad:
             if node.tag == NULL or not SCALARS.bool_values.get(str(node.value).lower(), True):
                 return None, True
@@ -976,7 +989,7 @@ class _Source(NodeReader):
         if text is None:
             return None, False
         problem = host_problem(text, "sni")
-        if problem is None and is_ip_address(text):
+        if problem is None and ip_literal(text):
             problem = f"sni must be a host name, not an IP address: {text!r} (no SNI: sni: false)"
         if problem is not None:
             self.report(node, path, problem)

@@ -24,6 +24,7 @@ from yaml.error import MarkedYAMLError
 from yaml.events import AliasEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+from yaml.resolver import Resolver
 
 from scanner.model import Location
 
@@ -52,6 +53,7 @@ MAX_DEPTH = 64  # nesting of YAML collections
 TAG = "tag:yaml.org,2002:"
 STR, INT, FLOAT, BOOL, NULL = (TAG + t for t in ("str", "int", "float", "bool", "null"))
 TIMESTAMP, MERGE, VALUE = (TAG + t for t in ("timestamp", "merge", "value"))
+SEQ, MAP = TAG + "seq", TAG + "map"
 _SCALAR_TAGS = frozenset({STR, INT, FLOAT, BOOL, NULL, TIMESTAMP, MERGE, VALUE})
 _SCALAR_KINDS = {
     INT: "an integer",
@@ -61,6 +63,8 @@ _SCALAR_KINDS = {
     TIMESTAMP: "a date",
 }
 SCALARS = SafeConstructor()  # only its scalar readers are used: they hold no state
+# The safe loaders' tag resolution (stateless for scalars: no path resolvers).
+_resolve: Callable[[type[Node], str, tuple[bool, bool]], str] = Resolver().resolve
 
 # (where, path such as "endpoints[3].pins", message)
 Problem = tuple[Location, str, str]
@@ -85,6 +89,10 @@ class _Mark:
 
 
 _DOCUMENT_START = _Mark(0, 0)
+
+
+class _Bound(Exception):
+    """The compiled composer met a bound (nesting or nodes): compose again to say where."""
 
 
 class _Refused(Exception):
@@ -164,6 +172,49 @@ if getattr(yaml, "__with_libyaml__", False):
 
     _LOADERS.insert(0, _CLoader)
 
+    class _CComposer(yaml.CSafeLoader):
+        """libyaml's parser *and* composer (PyYAML's compiled one), bounded
+        through the hooks it calls in Python for every node it composes.
+
+        ``descend_resolver``/``ascend_resolver`` bracket every node that is not
+        an alias (they count nodes and nesting, and stop the composer at a
+        bound: it recurses once per level, so it never goes deeper than
+        MAX_DEPTH + 1), and ``resolve`` is called for every node without an
+        explicit tag. It keeps no position of its own: every problem, a bound
+        included, is reported by composing again with _CLoader (see
+        _compose_fast)."""
+
+        def __init__(self, stream: str) -> None:
+            yaml.CSafeLoader.__init__(self, stream)
+            self.nodes = 0  # composed, aliases not counted
+            self.depth = 0
+            self.resolved = 0  # nodes whose tag was resolved (no explicit tag)
+            self.tags: dict[str, str] = {}  # plain scalar -> its resolved tag
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            self.nodes += 1
+            self.depth += 1
+            if self.depth > MAX_DEPTH or self.nodes > MAX_NODES:
+                raise _Bound
+
+        def ascend_resolver(self) -> None:
+            self.depth -= 1
+
+        def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
+            self.resolved += 1
+            if kind is ScalarNode:
+                if not implicit[0]:  # quoted, or with the "!" tag
+                    return STR
+                tag = self.tags.get(value)
+                if tag is None:
+                    tag = self.tags[value] = _resolve(kind, value, implicit)
+                return tag
+            return SEQ if kind is SequenceNode else MAP
+
+    _FAST: type[_CComposer] | None = _CComposer
+else:  # pragma: no cover - PyYAML without libyaml
+    _FAST = None
+
 _Loader = _LOADERS[0]  # the fastest available; tests run both
 
 
@@ -184,6 +235,10 @@ class Composed:
 
 def compose(text: str, name: str) -> Composed:
     """Compose and inspect one YAML document; `name` is the file name in problems."""
+    if _FAST is not None and _Loader is _CLoader:
+        fast = _compose_fast(text, name)
+        if fast is not None:
+            return fast
     try:
         loader = _Loader(text)  # may raise ReaderError, UnicodeEncodeError
         try:
@@ -208,6 +263,54 @@ def compose(text: str, name: str) -> Composed:
     if root is not None:
         _inspect(root, name, composed)
     return composed
+
+
+def _compose_fast(text: str, name: str) -> Composed | None:
+    """The document composed by libyaml's compiled composer, or None when it
+    is refused or has a problem: compose() then composes it again, with the
+    events in Python, to say exactly where and why (so both ways give the
+    same nodes, positions and problems, and the common case pays for none of
+    the bookkeeping).
+
+    The tree is inspected (_inspect) only when it may hold what inspecting
+    finds: an explicit tag (a node whose tag was not resolved) or an alias
+    (an anchor needs a ``&``; with one, the tree is walked once, stopping as
+    soon as a node is reached twice)."""
+    assert _FAST is not None
+    try:
+        loader = _FAST(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except Exception:  # every problem, and the bounds, are reported by the slow way
+        return None
+    composed = Composed(root, True)
+    explicit_tags = loader.resolved != loader.nodes
+    if root is not None and (explicit_tags or ("&" in text and _shared(root, loader.nodes))):
+        _inspect(root, name, composed)
+    return composed
+
+
+def _shared(root: Node, nodes: int) -> bool:
+    """Whether a tree of `nodes` distinct nodes reaches a node more than once
+    (an alias): its walk, with every alias followed, then takes more steps."""
+    steps = 0
+    stack: list[Node] = [root]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        node = pop()
+        steps += 1
+        if steps > nodes:
+            return True
+        value = node.value
+        if isinstance(node, SequenceNode):
+            extend(value)
+        elif isinstance(node, MappingNode):
+            for key, item in value:
+                push(key)
+                push(item)
+    return False
 
 
 def _inspect(root: Node, name: str, composed: Composed) -> None:

@@ -65,10 +65,46 @@ def _snapshot_report(out: Path) -> None:
                     f"  {stat.size / 2**20:8.2f} MiB {stat.size / n:9.0f} B/endpoint "
                     f"{stat.count:>9} blocks  {_short(frame.filename)}:{frame.lineno}"
                 )
+            lines.extend(_process_memory())
             out.write_text("\n".join(lines) + "\n")
         return original(obj, *args, **kwargs)
 
     json.dumps = dumps
+
+
+def _process_memory() -> list[str]:
+    """What the process holds beside what tracemalloc traces: RSS, peak RSS and
+    glibc's malloc statistics (in use / free inside its heaps)."""
+    lines = ["process:"]
+    try:
+        status = Path("/proc/self/status").read_text()
+        lines += [f"  {row}" for row in status.splitlines() if row.startswith(("VmRSS", "VmHWM"))]
+        rollup = Path("/proc/self/smaps_rollup").read_text().splitlines()[1:8]
+        lines += [f"  {row}" for row in rollup]
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        class _Mallinfo2(ctypes.Structure):
+            _fields_ = [
+                (name, ctypes.c_size_t)
+                for name in (
+                    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                    "fsmblks", "uordblks", "fordblks", "keepcost",
+                )
+            ]  # fmt: skip
+
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _Mallinfo2
+        info = libc.mallinfo2()
+        lines.append(
+            f"  malloc: heap {info.arena / 2**20:.1f} MiB, mmapped {info.hblkhd / 2**20:.1f} MiB, "
+            f"in use {info.uordblks / 2**20:.1f} MiB, free in heap {info.fordblks / 2**20:.1f} MiB"
+        )
+    except (OSError, AttributeError):
+        pass
+    return lines
 
 
 def _short(filename: str) -> str:

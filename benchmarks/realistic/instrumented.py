@@ -115,6 +115,40 @@ def _short(filename: str) -> str:
     return filename
 
 
+def _rss_timeline(out: Path, args: list[str]) -> int:
+    """RSS every 20 ms while the scan runs (no tracing: the figures are the
+    plain process's), marked when the JSON report starts being written."""
+    import threading
+
+    samples: list[str] = []
+    start = time.perf_counter()
+    stop = threading.Event()
+
+    def rss_kib() -> int:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("VmRSS"):
+                return int(row.split()[1])
+        return 0
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            samples.append(f"{time.perf_counter() - start:7.2f} s {rss_kib() / 1024:7.1f} MiB")
+
+    original = json.dumps
+
+    def dumps(obj: Any, *a: Any, **kw: Any) -> str:
+        if isinstance(obj, dict) and "summary" in obj and "version" in obj:
+            samples.append(f"{time.perf_counter() - start:7.2f} s report starts")
+        return original(obj, *a, **kw)
+
+    json.dumps = dumps
+    threading.Thread(target=sample, daemon=True).start()
+    code = _run_scanner(args)
+    stop.set()
+    out.write_text("\n".join(samples) + "\n")
+    return code
+
+
 def main() -> None:
     mode, out, args = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     if mode == "cprofile":
@@ -123,6 +157,8 @@ def main() -> None:
         code = _run_scanner(args)
         profiler.disable()
         profiler.dump_stats(str(out))
+    elif mode == "rss":
+        code = _rss_timeline(out, args)
     elif mode == "tracemalloc":
         tracemalloc.start(8)
         _snapshot_report(out)

@@ -305,6 +305,13 @@ def run_profiles(run: Run, args: argparse.Namespace, keep: Path) -> None:
         print(f"\nprofiled scan (cProfile, CPU timer, its overhead included): {line(figures)}")
         print(profiles.cprofile_summary(out, run.n))
         print(f"  (stats saved to {out})")
+    if args.rss_timeline:
+        timeline = keep / f"pinaudit-n{run.n}.rss.txt"
+        command = [sys.executable, str(INSTRUMENTED), "rss", str(timeline), *run.scan_command()[3:]]
+        figures, code, err = procs.run_child("rss", command, run.n, cpus=run.cpus, cwd=ROOT)
+        if code != 0:
+            raise SystemExit(f"sampled scan failed ({code}): {err[-2000:]}")
+        print(f"\nRSS sampled every 20 ms: {line(figures)} (timeline in {timeline})")
     if args.memory:
         out = keep / f"pinaudit-n{run.n}.tracemalloc.txt"
         command = [
@@ -382,6 +389,11 @@ def main() -> None:
     parser.add_argument("--server-cpu", type=int, default=0, help="-1: no pinning")
     parser.add_argument("--profile", action="store_true", help="also one cProfile'd scan per size")
     parser.add_argument("--py-spy", action="store_true", help="also one py-spy sampled scan")
+    parser.add_argument(
+        "--rss-timeline",
+        action="store_true",
+        help="also one scan with its RSS sampled every 20 ms (no tracing)",
+    )
     parser.add_argument(
         "--memory",
         action="store_true",

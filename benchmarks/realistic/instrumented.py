@@ -65,10 +65,46 @@ def _snapshot_report(out: Path) -> None:
                     f"  {stat.size / 2**20:8.2f} MiB {stat.size / n:9.0f} B/endpoint "
                     f"{stat.count:>9} blocks  {_short(frame.filename)}:{frame.lineno}"
                 )
+            lines.extend(_process_memory())
             out.write_text("\n".join(lines) + "\n")
         return original(obj, *args, **kwargs)
 
     json.dumps = dumps
+
+
+def _process_memory() -> list[str]:
+    """What the process holds beside what tracemalloc traces: RSS, peak RSS and
+    glibc's malloc statistics (in use / free inside its heaps)."""
+    lines = ["process:"]
+    try:
+        status = Path("/proc/self/status").read_text()
+        lines += [f"  {row}" for row in status.splitlines() if row.startswith(("VmRSS", "VmHWM"))]
+        rollup = Path("/proc/self/smaps_rollup").read_text().splitlines()[1:8]
+        lines += [f"  {row}" for row in rollup]
+    except OSError:
+        pass
+    try:
+        import ctypes
+
+        class _Mallinfo2(ctypes.Structure):
+            _fields_ = [
+                (name, ctypes.c_size_t)
+                for name in (
+                    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                    "fsmblks", "uordblks", "fordblks", "keepcost",
+                )
+            ]  # fmt: skip
+
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _Mallinfo2
+        info = libc.mallinfo2()
+        lines.append(
+            f"  malloc: heap {info.arena / 2**20:.1f} MiB, mmapped {info.hblkhd / 2**20:.1f} MiB, "
+            f"in use {info.uordblks / 2**20:.1f} MiB, free in heap {info.fordblks / 2**20:.1f} MiB"
+        )
+    except (OSError, AttributeError):
+        pass
+    return lines
 
 
 def _short(filename: str) -> str:
@@ -79,6 +115,40 @@ def _short(filename: str) -> str:
     return filename
 
 
+def _rss_timeline(out: Path, args: list[str]) -> int:
+    """RSS every 20 ms while the scan runs (no tracing: the figures are the
+    plain process's), marked when the JSON report starts being written."""
+    import threading
+
+    samples: list[str] = []
+    start = time.perf_counter()
+    stop = threading.Event()
+
+    def rss_kib() -> int:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("VmRSS"):
+                return int(row.split()[1])
+        return 0
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            samples.append(f"{time.perf_counter() - start:7.2f} s {rss_kib() / 1024:7.1f} MiB")
+
+    original = json.dumps
+
+    def dumps(obj: Any, *a: Any, **kw: Any) -> str:
+        if isinstance(obj, dict) and "summary" in obj and "version" in obj:
+            samples.append(f"{time.perf_counter() - start:7.2f} s report starts")
+        return original(obj, *a, **kw)
+
+    json.dumps = dumps
+    threading.Thread(target=sample, daemon=True).start()
+    code = _run_scanner(args)
+    stop.set()
+    out.write_text("\n".join(samples) + "\n")
+    return code
+
+
 def main() -> None:
     mode, out, args = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     if mode == "cprofile":
@@ -87,6 +157,8 @@ def main() -> None:
         code = _run_scanner(args)
         profiler.disable()
         profiler.dump_stats(str(out))
+    elif mode == "rss":
+        code = _rss_timeline(out, args)
     elif mode == "tracemalloc":
         tracemalloc.start(8)
         _snapshot_report(out)

@@ -13,16 +13,20 @@ import signal
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
 from scanner.cli.args import Parser, Streams, Subparsers, UsageError
 from scanner.cli.scan import run_scan_command
-from scanner.fleet.scenarios import Fleet, build_fleet
-from scanner.fleet.server import FleetProcess, serve_sites, write_config
 from scanner.settings import FailOn, ReportSettings, ScanSettings
 from scanner.status import ExitStatus
+
+if TYPE_CHECKING:
+    from scanner.fleet.scenarios import Fleet
+
+# The simulated fleet (its PKI, its servers) is imported by the commands that
+# use it, not by every run of the CLI: `scan` need not hold its modules.
 
 __all__ = ["add_parser", "run_demo", "run_fleet_serve"]
 
@@ -106,6 +110,9 @@ def run_demo(directory: str | None, count: int | None, streams: Streams) -> Exit
     stdout, stderr = streams.stdout, streams.stderr
     now = datetime.now(timezone.utc)
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="pinaudit-demo-"))
+    from scanner.fleet.scenarios import build_fleet
+    from scanner.fleet.server import FleetProcess, write_config
+
     fleet = build_fleet(now, count)
     stdout.write(
         f"pinaudit demo: serving {len(fleet.endpoints)} simulated endpoints "
@@ -140,6 +147,9 @@ def run_demo(directory: str | None, count: int | None, streams: Streams) -> Exit
 def run_fleet_serve(
     directory: str, count: int | None, base: int, port: int, stdout: TextIO
 ) -> ExitStatus:
+    from scanner.fleet.scenarios import build_fleet
+    from scanner.fleet.server import serve_sites
+
     now = datetime.now(timezone.utc)
     fleet = build_fleet(now, count, base=base, port=port)
     target = Path(directory)

@@ -27,10 +27,9 @@ from scanner.cli import options
 from scanner.cli.args import Parser, Streams, Subparsers
 from scanner.engine import ScanOutcome
 from scanner.errors import ConfigError, ExportError
-from scanner.exporters import jsonreport, table
+from scanner.exporters import jsonreport
 from scanner.exporters.files import write_atomic
 from scanner.exporters.metrics import ScanRecord
-from scanner.exporters.prometheus import run_job_exports
 from scanner.plan import load_plan
 from scanner.probe import parse_nameserver
 from scanner.proxy import parse_proxy
@@ -373,6 +372,14 @@ def exit_status(results: Sequence[EndpointResult], fail_on: FailOn) -> ExitStatu
     return ExitStatus.FINDINGS if worst >= threshold.rank else ExitStatus.OK
 
 
+def _table() -> Any:
+    """The table exporter, imported when a table is wanted: it brings rich,
+    whose modules a JSON scan need not hold (memory)."""
+    from scanner.exporters import table
+
+    return table
+
+
 class _Progress:
     """A live bar on stderr, only when stderr is a terminal."""
 
@@ -386,7 +393,7 @@ class _Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=table.make_console(stderr),
+                console=_table().make_console(stderr),
                 transient=True,
             )
             self.task = self.bar.add_task("scanning", total=total)
@@ -434,6 +441,7 @@ def _render(
         summary["complete"] = not outcome.interrupted
         return ["".join(line + "\n" for line in jsonl) + json.dumps(summary) + "\n"]
     buffer = io.StringIO()
+    table = _table()
     table.render(
         outcome.results, table.make_console(buffer, color=False), interrupted=outcome.interrupted
     )
@@ -491,6 +499,7 @@ def run_scan_command(settings: ScanSettings, streams: Streams) -> ExitStatus:
     elif streaming:
         stdout.write("".join(text).splitlines()[-1] + "\n")  # the lines went out as they came
     elif report.format is ReportFormat.TABLE and stdout.isatty():
+        table = _table()
         table.render(outcome.results, table.make_console(stdout), interrupted=outcome.interrupted)
     else:
         for piece in text:
@@ -510,7 +519,10 @@ def run_scan_command(settings: ScanSettings, streams: Streams) -> ExitStatus:
             "scan: warning: the global deadline passed; unfinished endpoints are not_scanned\n"
         )
     record = ScanRecord(outcome.results, now, scanned_at, outcome.duration, shards=settings.shards)
-    failed |= not run_job_exports(settings.exports, record, stderr)  # after the report
+    if settings.exports:  # prometheus_client is imported only for them (memory)
+        from scanner.exporters.prometheus import run_job_exports
+
+        failed |= not run_job_exports(settings.exports, record, stderr)  # after the report
     if outcome.internal_errors:
         names = ", ".join(name for name, _ in outcome.internal_errors[:5])
         stderr.write(

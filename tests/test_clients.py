@@ -33,6 +33,7 @@ from scanner.importers.apple import parse_ats_plist, parse_trustkit_plist
 from scanner.importers.chromium import parse_chromium
 from scanner.importers.hpkp import parse_hpkp_headers
 from scanner.importers.okhttp import parse_okhttp_list
+from scanner.inventory import load_inventory_text
 from scanner.model import (
     ChainReport,
     Client,
@@ -1093,3 +1094,141 @@ def test_android_expiry_at_the_ends_of_time(
     )
     got = verdict(policy, "api.example.com", report_for(world, "api.example.com"))
     assert got.verdict is expected
+
+
+# --- behaviour mutation testing found unasserted (issue 19, docs/mutation.md) -------
+
+
+def test_trustkit_subdomains_of_example_net_do_not_cover_example_com(world: World) -> None:
+    """TrustKit matches subdomains only under the policy domain's own public
+    suffix: ``www.example.com`` ends in ``.example`` once the suffix ``com`` is
+    cut, like ``example.net`` without ``net``, and must still not match."""
+    policy = trustkit(
+        {
+            "example.net": {
+                "TSKIncludeSubdomains": True,
+                "TSKPublicKeyHashes": [b64(world.inter2), b64(world.root2)],
+            }
+        }
+    )
+    other = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert other.verdict is Verdict.NOT_PINNED
+    assert other.detail == "no rule of the policy matches this host"
+    own = verdict(policy, "www.example.net", report_for(world, "www.example.net"))
+    assert own.verdict is Verdict.FAIL_ENFORCED
+
+
+def test_trustkit_the_most_specific_of_nested_rules_wins(world: World) -> None:
+    policy = trustkit(
+        {
+            "example.com": {
+                "TSKIncludeSubdomains": True,
+                "TSKPublicKeyHashes": [b64(world.inter2), b64(world.root2)],
+            },
+            "api.example.com": {
+                "TSKIncludeSubdomains": True,
+                "TSKPublicKeyHashes": [b64(world.root), b64(world.root2)],
+            },
+        }
+    )
+    deep = verdict(policy, "v1.api.example.com", report_for(world, "v1.api.example.com"))
+    assert deep.verdict is Verdict.PASS
+    assert [r.host for r in deep.rules] == ["api.example.com"]
+    assert deep.matched == (world.root.pin,)
+    shallow = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert shallow.verdict is Verdict.FAIL_ENFORCED
+    assert [r.host for r in shallow.rules] == ["example.com"]
+
+
+def test_trustkit_passes_on_an_rsa_2048_path(world: World) -> None:
+    """TrustKit rebuilds the SPKI of RSA 2048/3072/4096 keys; the other
+    TrustKit tests use EC keys only."""
+    pki = world.pki
+    root = pki.root("RSA Root", key_type="rsa2048")
+    inter = pki.intermediate("RSA Intermediate", root, key_type="rsa2048")
+    leaf = pki.leaf("rsa.example.com", inter, key_type="rsa2048")
+    policy = trustkit({"rsa.example.com": {"TSKPublicKeyHashes": [b64(root), b64(world.root2)]}})
+    report = report_for(world, "rsa.example.com", [leaf, inter], [root])
+    got = verdict(policy, "rsa.example.com", report)
+    assert got.verdict is Verdict.PASS
+    assert got.matched == (root.pin,)
+    leaf_pinned = trustkit(
+        {"rsa.example.com": {"TSKPublicKeyHashes": [b64(leaf), b64(world.root2)]}}
+    )
+    got = verdict(leaf_pinned, "rsa.example.com", report)
+    assert got.verdict is Verdict.PASS  # every key on the way down is rebuilt
+    assert got.matched == (leaf.pin,)
+
+
+def _chromium_copy(rules: str, *, stamp: str | None = None) -> ClientPolicy:
+    """A Chromium pin-set as an inventory copy (``client: chromium``), which
+    may leave ``list_timestamp`` out."""
+    head = "version: 1\npinsets:\n  chrome:\n    client: chromium\n"
+    if stamp is not None:
+        head += f"    list_timestamp: '{stamp}'\n"
+    body = textwrap.indent(textwrap.dedent(rules), "      ")
+    inventory = load_inventory_text(head + "    rules:\n" + body, "inv.yaml")
+    return inventory.policies["chrome"]
+
+
+def test_chromium_policy_without_list_timestamp_is_judged(world: World) -> None:
+    good = _chromium_copy(
+        f"""\
+        - host: example.com
+          include_subdomains: true
+          pins: ['{world.root.pin}']
+        """
+    )
+    assert good.list_timestamp is None
+    assert enforcement_window(good, good.rules[0]) == (None, None)
+    report = report_for(world, "www.example.com")
+    assert verdict(good, "www.example.com", report).verdict is Verdict.PASS
+    wrong = _chromium_copy(
+        f"""\
+        - host: example.com
+          include_subdomains: true
+          pins: ['{world.root2.pin}']
+        """
+    )
+    later = NOW + timedelta(days=3650)  # no list age: enforced for ever
+    got = verdict(wrong, "www.example.com", report, now=later)
+    assert got.verdict is Verdict.FAIL_ENFORCED
+    assert got.detail == "no static pin matches the path"
+
+
+def test_chromium_two_lookups_that_agree_are_not_ambiguous(world: World) -> None:
+    """b.login.example.com: the compiled-in list stops at login.example.com
+    (exact), the component list walks on to example.com, whose entry declares
+    no pin-set: both say not pinned, so the verdict is simply NOT_PINNED."""
+    policy = _chromium_copy(
+        f"""\
+        - host: example.com
+          include_subdomains: true
+          pinset: false
+        - host: login.example.com
+          pins: ['{world.root.pin}']
+        """,
+        stamp="2025-12-20T00:00:00Z",
+    )
+    got = verdict(policy, "b.login.example.com", report_for(world, "b.login.example.com"))
+    assert got.verdict is Verdict.NOT_PINNED
+    assert got.alternatives == ()
+    assert got.detail == "the selected rule declares no pin-set"
+
+
+def test_ats_matched_lists_the_ca_identity_hits(world: World) -> None:
+    leaf = world.leaf("example.com")
+    policy = ats(
+        {
+            "example.com": {
+                "NSPinnedCAIdentities": identities(world.root2, world.inter),
+                "NSPinnedLeafIdentities": identities(leaf),
+            }
+        }
+    )
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.matched == (leaf.pin, world.inter.pin)
+    ca_only = ats({"example.com": {"NSPinnedCAIdentities": identities(world.root, world.root2)}})
+    got = verdict(ca_only, "example.com", report_for(world, "example.com"))
+    assert got.matched == (world.root.pin,)

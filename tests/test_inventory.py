@@ -1367,6 +1367,67 @@ def test_duplicates_across_files_name_the_first_location(tmp_path: Path) -> None
     ]
 
 
+
+def test_a_client_pinset_named_like_a_plain_pinset_of_another_file_is_already_defined(
+    tmp_path: Path,
+) -> None:
+    """Plain and client pin-sets share one namespace across files (found by
+    mutation testing, issue 19: nothing asserted it for client pin-sets)."""
+    write(
+        tmp_path / "team.yaml",
+        f"""\
+        pinsets:
+          corp: {{pins: [{X2}]}}
+        """,
+    )
+    root = write(
+        tmp_path / "root.yaml",
+        f"""\
+        version: 1
+        include: [team.yaml]
+        pinsets:
+          corp:
+            client: okhttp
+            rules:
+              - host: api.example.com
+                pins: [{X1}]
+        endpoints:
+          - host: api.example.com
+            pinset: corp
+        """,
+    )
+    team = tmp_path / "team.yaml"
+    assert file_problems(root) == [
+        f"{team}:2:3: pinsets.corp: pinset 'corp' is already defined at {root}:4:3",
+    ]
+    write(
+        tmp_path / "team.yaml",
+        f"""\
+        pinsets:
+          corp:
+            client: okhttp
+            rules:
+              - host: api.example.com
+                pins: [{X2}]
+        """,
+    )
+    write(
+        root,
+        f"""\
+        version: 1
+        include: [team.yaml]
+        pinsets:
+          corp: {{pins: [{X1}]}}
+        endpoints:
+          - host: api.example.com
+            pinset: corp
+        """,
+    )
+    assert file_problems(root) == [
+        f"{team}:2:3: pinsets.corp: pinset 'corp' is already defined at {root}:4:3",
+    ]
+
+
 def test_problems_from_every_file_at_once(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", "version: 2\nendpoints: [{host: a.b, port: 0}]\n")
     write(tmp_path / "b.yaml", "endpoints: {}\n")

@@ -162,7 +162,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {}
 # Keyword arguments whose value is text for a person, never logic.
 _TEXT_KEYWORDS = frozenset({"message", "msg", "detail", "hint", "text", "help", "reason_text"})
 # Copied into each worker's temporary tree.
-_COPY = ("scanner", "tests", "docs", "inventories", "deploy", "fuzz", "benchmarks")
+_COPY = ("scanner", "tests", "tools", "docs", "inventories", "deploy", "fuzz", "benchmarks")
 _COPY_FILES = ("pyproject.toml", "README.md")
 
 
@@ -566,7 +566,7 @@ class Workspace:
             if (ROOT / name).exists():
                 shutil.copy2(ROOT / name, path / name)
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(path) + os.pathsep + str(path / "tests")
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (path, path / "tests", path / "tools"))
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTHONHASHSEED"] = "0"
         return cls(path, env)
@@ -584,8 +584,20 @@ class Workspace:
         if self.path.resolve() not in where.parents:
             raise SystemExit(f"the copy does not import its own scanner package: {where}")
 
-    def run(self, tests: tuple[str, ...], timeout: float) -> tuple[str, str, float]:
-        """("passed" | "failed" | "timeout", first failing test, seconds)."""
+    def run(
+        self, tests: tuple[str, ...], timeout: float, trace: Path | None = None, module: str = ""
+    ) -> tuple[str, str, float]:
+        """("passed" | "failed" | "timeout", first failing test, seconds). With
+        `trace`: record which test runs which line of `module` into that file."""
+        env = self.env
+        plugin: list[str] = []
+        if trace is not None:
+            env = {
+                **env,
+                "MUTATE_TRACE_FILE": str(self.path / module),
+                "MUTATE_TRACE_OUT": str(trace),
+            }
+            plugin = ["-p", "_mutate_trace"]
         command = [
             sys.executable,
             "-m",
@@ -596,13 +608,14 @@ class Workspace:
             "no:cacheprovider",
             "--no-header",
             "-rfE",
+            *plugin,
             *tests,
         ]
         began = time.monotonic()
         process = subprocess.Popen(
             command,
             cwd=self.path,
-            env=self.env,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -636,6 +649,32 @@ def _first_failure(output: str, code: int) -> str:
 
 
 @dataclass
+class Coverage:
+    """Which own test runs which line of the module (from the baseline run)."""
+
+    by_line: dict[int, list[str]]
+    outside: set[int]  # lines run at import: every test depends on them
+
+    @classmethod
+    def read(cls, path: Path) -> Coverage:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        by_line: dict[int, list[str]] = {}
+        for test, lines in data["tests"].items():
+            for line in lines:
+                by_line.setdefault(line, []).append(test)
+        return cls(by_line, set(data["outside"]))
+
+    def tests_for(self, mutant: Mutant, own: tuple[str, ...]) -> tuple[str, ...]:
+        lines = range(mutant.start[0], mutant.end[0] + 1)
+        if any(line in self.outside for line in lines):
+            return own
+        chosen: dict[str, None] = {}
+        for line in lines:
+            chosen.update(dict.fromkeys(self.by_line.get(line, ())))
+        return tuple(chosen)
+
+
+@dataclass
 class Plan:
     module: str
     own: tuple[str, ...]
@@ -653,9 +692,11 @@ def run_plan(plan: Plan, jobs: int, use_wide: bool, out: Path) -> list[Mutant]:
         spaces = [Workspace.create(Path(tmp), i) for i in range(jobs)]
         spaces[0].check_imports_copy()
         print(f"{plan.module}: baseline {' '.join(plan.own)}", flush=True)
-        state, failing, base_own = spaces[0].run(plan.own, timeout=1800)
+        trace = Path(tmp) / "trace.json"
+        state, failing, base_own = spaces[0].run(plan.own, 3600, trace, plan.module)
         if state != "passed":
             raise SystemExit(f"the unmutated tests do not pass ({failing}); fix that first")
+        coverage = Coverage.read(trace)
         base_wide = 0.0
         wide = tuple(t for t in plan.wide if t not in plan.own)
         if use_wide and wide:
@@ -677,7 +718,12 @@ def run_plan(plan: Plan, jobs: int, use_wide: bool, out: Path) -> list[Mutant]:
             original = target.read_text(encoding="utf-8")
             try:
                 target.write_text(_apply(plan.module, mutant), encoding="utf-8")
-                state, failing, seconds = space.run(plan.own, timeout=3 * base_own + 20)
+                own = coverage.tests_for(mutant, plan.own)
+                if own:
+                    state, failing, seconds = space.run(own, timeout=3 * base_own + 20)
+                else:  # no test of its own runs that line
+                    state, failing, seconds = "passed", "", 0.0
+                    mutant.reason = "no test of the module's own runs this line"
                 mutant.stage, mutant.seconds = "own", seconds
                 if state == "passed" and use_wide and wide:
                     state, failing, seconds = space.run(wide, timeout=3 * base_wide + 20)

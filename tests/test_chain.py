@@ -405,6 +405,39 @@ def test_expired_intermediate(world: World) -> None:
     assert path_of(report) == [(LEAF, 0), (f"{ORG},CN=Old Intermediate", 1), (ROOT, None)]
 
 
+def test_expired_chain_whose_leaf_predates_its_intermediate_is_still_expired(
+    world: World,
+) -> None:
+    """The diagnosis looks for a moment at which every served certificate is
+    valid: here the leaf's own start is too early for the intermediate, only
+    the middle of their common window works (mutation testing, issue 19)."""
+    root = world.pki.root("Long Root", days_before=3650, days_after=3650)
+    inter = world.pki.intermediate(
+        "Late Intermediate",
+        root,
+        not_before=NOW - timedelta(days=200),
+        not_after=NOW - timedelta(days=10),
+    )
+    leaf = world.pki.leaf(
+        HOST, inter, not_before=NOW - timedelta(days=300), not_after=NOW - timedelta(days=20)
+    )
+    report = analyze_chain(
+        [leaf.der, inter.der],
+        store_from_pem(root.pem, "long-store"),
+        HOST,
+        NOW,
+        cache=CertificateCache(),
+    )
+    assert report.status is PathStatus.INVALID
+    assert report.hostname_ok is True
+    assert report.error == NOT_VALID_NOW
+    assert path_of(report) == [
+        (LEAF, 0),
+        (f"{ORG},CN=Late Intermediate", 1),
+        (f"{ORG},CN=Long Root", None),
+    ]
+
+
 def test_naive_now_is_utc(world: World) -> None:
     report = analyze_chain(
         world.chain.served, world.store, HOST, datetime(2026, 1, 1), cache=CertificateCache()

@@ -1232,3 +1232,111 @@ def test_ats_matched_lists_the_ca_identity_hits(world: World) -> None:
     ca_only = ats({"example.com": {"NSPinnedCAIdentities": identities(world.root, world.root2)}})
     got = verdict(ca_only, "example.com", report_for(world, "example.com"))
     assert got.matched == (world.root.pin,)
+
+
+def test_trustkit_ios_compares_the_host_exactly_as_given(world: World) -> None:
+    policy = trustkit({"example.com": {"TSKPublicKeyHashes": [b64(world.root), b64(world.root2)]}})
+    got = verdict(policy, "Example.com", report_for(world, "example.com", name="Example.com"))
+    assert got.verdict is Verdict.NOT_PINNED
+    assert got.host == "Example.com"
+    assert got.notes == (
+        "TrustKit policy 'example.com' does not apply to 'Example.com': TrustKit looks "
+        "domains up case-sensitively",
+    )
+
+
+def test_trailing_dots_each_client_its_own_way(world: World) -> None:
+    """HPKP and Chromium drop every trailing dot, Android NSC one (it strips the
+    dot of an absolute name, then compares), after IDNA lower-casing."""
+    browser = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; {both(world.root, world.root2)}
+        """)
+    android = nsc(
+        f"<domain-config><domain>example.com</domain>{pin_set(world.root)}</domain-config>"
+    )
+    assert canonical_host(browser, "Example.COM..") == "example.com"
+    assert canonical_host(android, "Example.COM.") == "example.com"
+    assert canonical_host(android, "example.com..") == "example.com."
+
+
+def test_okhttp_3_exact_and_wildcard_patterns(world: World) -> None:
+    """OkHttp 3 matches ``*.`` patterns on what follows the host's first dot,
+    exact patterns on the whole host (the version-4 tests do not reach it)."""
+    policy = parse_okhttp_list(
+        f"example.com: {p(world.root)}\n*.example.org: {p(world.root)}\n".encode(),
+        "pins.txt",
+        name="app",
+        version=3,
+    )
+    assert verdict(policy, "example.com", report_for(world, "example.com")).verdict is (
+        Verdict.PASS
+    )
+    assert verdict(policy, "www.example.com", report_for(world, "www.example.com")).verdict is (
+        Verdict.NOT_PINNED
+    )
+    assert verdict(policy, "a.example.org", report_for(world, "a.example.org")).verdict is (
+        Verdict.PASS
+    )
+
+
+def test_hpkp_a_later_header_that_deletes_unpins_the_subdomains(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; includeSubDomains; {both(world.inter2, world.root)}
+        https://example.com/
+        Public-Key-Pins: max-age=0; {both(world.inter2, world.root)}
+        """)
+    got = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert got.verdict is Verdict.NOT_PINNED
+    assert got.detail == "no rule of the policy matches this host"
+
+
+def test_hpkp_a_report_only_header_leaves_the_noted_pins_alone(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; includeSubDomains; {both(world.inter2, world.root)}
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.inter2, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.matched == (world.root.pin,)
+
+
+def test_hpkp_the_last_report_only_header_for_a_host_counts(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.inter, world.root)}; report-uri="https://r.x/"
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.inter2, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.FAIL_REPORT_ONLY
+
+
+def test_a_generic_client_pinset_applies_to_its_exact_hosts_only(world: World) -> None:
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  plain:\n    client: generic\n    rules:\n"
+        f"      - host: example.com\n        pins: ['{world.root.pin}']\n",
+        "inv.yaml",
+    )
+    policy = inventory.policies["plain"]
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert (got.verdict, [r.host for r in got.rules]) == (Verdict.PASS, ["example.com"])
+    other = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert other.verdict is Verdict.NOT_PINNED
+
+
+def test_trustkit_a_later_rule_for_the_same_domain_replaces_the_earlier(world: World) -> None:
+    """In an inventory copy two rules may name one domain; TrustKit reads a
+    dictionary, where the later key wins."""
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  tk:\n    client: trustkit\n    rules:\n"
+        f"      - host: example.com\n        pins: ['{world.inter2.pin}', '{world.root2.pin}']\n"
+        f"      - host: example.com\n        pins: ['{world.root.pin}', '{world.root2.pin}']\n",
+        "inv.yaml",
+    )
+    got = verdict(inventory.policies["tk"], "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.pins == (world.root.pin, world.root2.pin)

@@ -29,8 +29,10 @@ How it works:
    working tree is never written to, so neither a failure nor a killed tool
    can leave it mutated. Bytecode caches are off (``PYTHONDONTWRITEBYTECODE``)
    so a mutant of the same size and second never runs stale code.
-3. Each mutant runs against the module's own test files (``MODULES``
-   below), ``pytest -x``, in its own process group with a timeout of
+3. A first run of the module's own test files (``MODULES`` below) records
+   which test runs which line (``tools/_mutate_trace.py``). Each mutant then
+   runs against the own tests that run its lines (all of them for a line run
+   at import), ``pytest -x``, in its own process group with a timeout of
    3 x the baseline + 20 s; a mutant still alive then runs against the wider
    set (``WIDE``). Killed = some test failed; timeout = it ran past the limit
    (counted as detected); survived = every test passed.

@@ -23,6 +23,7 @@ from scanner.clients import (
     client_findings,
     enforcement_window,
     judge,
+    judge_endpoint,
     select,
 )
 from scanner.clients.failures import failure_formats, hpkp_report, okhttp_failure_message
@@ -1340,3 +1341,144 @@ def test_trustkit_a_later_rule_for_the_same_domain_replaces_the_earlier(world: W
     got = verdict(inventory.policies["tk"], "example.com", report_for(world, "example.com"))
     assert got.verdict is Verdict.PASS
     assert got.pins == (world.root.pin, world.root2.pin)
+
+
+def test_an_okhttp_pinset_never_expires_whatever_its_platform(world: World) -> None:
+    """``expires`` in an OkHttp copy means nothing to OkHttp, on Android too
+    (the Android device window is for NSC and TrustKit-Android)."""
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  app:\n    client: okhttp\n    platform: android\n    rules:\n"
+        f"      - host: example.com\n        expires: 2025-06-01\n"
+        f"        pins: ['{world.root2.pin}']\n",
+        "inv.yaml",
+    )
+    policy = inventory.policies["app"]
+    assert enforcement_window(policy, policy.rules[0]) == (None, None)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.FAIL_ENFORCED
+    assert got.detail == "no pin matches the path"
+
+
+def test_enforce_false_is_trustkits_alone(world: World) -> None:
+    """Only TrustKit reports without blocking; another client's rule copied
+    with ``enforce: false`` still fails the connection."""
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  app:\n    client: android\n    rules:\n"
+        f"      - host: example.com\n        enforce: false\n"
+        f"        pins: ['{world.root2.pin}']\n",
+        "inv.yaml",
+    )
+    got = verdict(inventory.policies["app"], "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.FAIL_ENFORCED
+
+
+def test_hpkp_report_only_max_age_zero_deletes_nothing(world: World) -> None:
+    """max-age=0 deletes noted pins only in Public-Key-Pins; a report-only
+    header is never noted, so its max-age=0 changes nothing."""
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; {both(world.inter2, world.root)}
+        https://example.com/
+        Public-Key-Pins-Report-Only: max-age=0; {both(world.root, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.detail == f"{world.root.pin} is on the path; noted"
+
+
+def test_hpkp_report_only_pins_that_match_pass(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.root, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert (got.verdict, got.detail) == (Verdict.PASS, "the report-only pins match")
+    assert got.matched == (world.root.pin,)
+
+
+def test_trustkit_android_checks_pins_the_platform_way(world: World) -> None:
+    """TrustKit-Android leaves the chain to Android's pin check: a P-521 key
+    above the pin does not block as it does on iOS (edge 34)."""
+    big_root = world.pki.root("P-521 Root (android)", key_type="ec521")
+    inter = world.pki.intermediate("P-256 Intermediate (android)", big_root)
+    leaf = world.pki.leaf("example.com", inter)
+    xml = (
+        "<network-security-config><domain-config><domain>example.com</domain>"
+        f'{pin_set(inter, world.root2)}<trustkit-config enforcePinning="true"/>'
+        "</domain-config></network-security-config>"
+    ).encode()
+    policy = parse_trustkit_android(xml, "nsc.xml", name="tk")
+    report = report_for(world, "example.com", [leaf, inter], [big_root])
+    got = verdict(policy, "example.com", report)
+    assert (got.verdict, got.matched) == (Verdict.PASS, (inter.pin,))
+
+
+def test_judge_takes_a_chain_as_valid_unless_told(world: World) -> None:
+    policy = okhttp(f"example.com: {p(world.root)}")
+    report = report_for(world, "example.com")
+    assert judge(policy, "example.com", report_paths(report), NOW).verdict is Verdict.PASS
+
+
+def test_judge_endpoint_without_jvm_chains(world: World) -> None:
+    policy = okhttp(f"example.com: {p(world.root)}")
+    endpoint = Endpoint("e", "example.com", 443, "example.com", None, client_policies=(policy,))
+    got = judge_endpoint(endpoint, [policy], report_for(world, "example.com"), NOW)
+    assert [v.verdict for v in got] == [Verdict.PASS]
+
+
+def _generic(pin: Pin) -> ClientPolicy:
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  plain:\n    client: generic\n    rules:\n"
+        f"      - host: lobste.rs\n        pins: ['{pin}']\n",
+        "inv.yaml",
+    )
+    return inventory.policies["plain"]
+
+
+_ANDROID_CHOICE = "the Android platform's verifier builds the chain, which path is not fixed"
+_APPLE_CHOICE = "Apple's trust evaluation builds the chain, which path is not fixed"
+_BROWSER_CHOICE = "the browser's verifier builds the chain; it differs by platform and version"
+
+
+@pytest.mark.parametrize(
+    ("client", "choice"),
+    [
+        ("android", _ANDROID_CHOICE),
+        ("trustkit-android", _ANDROID_CHOICE),
+        ("trustkit", _APPLE_CHOICE),
+        ("ios", _APPLE_CHOICE),
+        ("chromium", _BROWSER_CHOICE),
+        ("generic", "which path a verifier builds is not fixed"),
+    ],
+)
+def test_a_path_dependent_verdict_says_who_picks_the_path(
+    gen_y: _Gen, client: str, choice: str
+) -> None:
+    g = gen_y
+    report, extra = _paths([g.leaf, g.ye1, g.ye_by_x2, g.x2_by_x1], [g.x1, g.x2])
+    # x1 is on one of the two paths; the backup pin on neither
+    domain = f"<domain>lobste.rs</domain>{pin_set(g.x1, ZERO.b64)}"
+    policies = {
+        "android": lambda: nsc(f"<domain-config>{domain}</domain-config>"),
+        "trustkit-android": lambda: parse_trustkit_android(
+            f"<network-security-config><domain-config>{domain}"
+            '<trustkit-config enforcePinning="true"/></domain-config>'
+            "</network-security-config>".encode(),
+            "nsc.xml",
+            name="tk",
+        ),
+        "trustkit": lambda: trustkit({"lobste.rs": {"TSKPublicKeyHashes": [b64(g.x1), ZERO.b64]}}),
+        "ios": lambda: ats({"lobste.rs": {"NSPinnedCAIdentities": identities(g.x1)}}),
+        "chromium": lambda: chromium(
+            '{"name": "lobste.rs", "pins": "x"}',
+            '{"name": "x", "static_spki_hashes": ["X1"]}',
+            {"X1": g.x1.pin},
+            1767225600,
+        ),
+        "generic": lambda: _generic(g.x1.pin),
+    }
+    got = verdict(policies[client](), "lobste.rs", report, extra=extra)
+    assert got.verdict is Verdict.PATH_DEPENDENT
+    assert got.detail.startswith(
+        f"the verdict depends on the path the verifier builds ({choice}): "
+    )

@@ -245,7 +245,12 @@ def test_jvm_goes_past_a_trusted_intermediate_to_the_served_root(tmp_path: Path)
         _pinning(tmp_path, pins, "    platform: jvm\n"), "api.example.com", served, [inter]
     )
     assert (android.verdict, jvm.verdict) == (Verdict.FAIL_ENFORCED, Verdict.PASS)
-    assert "it differs from the validated path" in jvm.detail
+    org = "O=pinaudit test PKI"
+    assert jvm.detail == (
+        f"{root.pin} is on the path (the chain OkHttp's cleaner builds on a JVM); it differs "
+        f"from the validated path: {org},CN=api.example.com → {org},CN=Issuing CA → "
+        f"{org},CN=Root A instead of {org},CN=api.example.com → {org},CN=Issuing CA"
+    )
 
 
 @pytest.mark.parametrize(("version", "verdict"), [(4, "fail_enforced"), (5, "pass")])

@@ -160,6 +160,18 @@ WIDE: tuple[str, ...] = (
 # the reason. They are reported and left out of the score (docs/mutation.md
 # lists them too).
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "scanner/clients/judge.py": {
+        "4c1ff70b": "_shift with `delta <= 0`: adding a zero delta never overflows, so the "
+        "OverflowError branch only ever sees a non-zero delta",
+        "65e1fa73": "_window testing only `last`: enforcement_window returns both ends "
+        "None or both set, never one of them",
+        "ab99dc6b": "_window testing only `first`: the same (both ends None or both set)",
+        "bd36daff": "static() ending without `return None` returns None all the same",
+        "11665106": "_path_choice testing only `platform is ANDROID`: only OkHttp and "
+        "TrustKit pin-sets carry a platform, and OkHttp has returned above",
+        "51df178c": "_chain_text without `or '-'`: the validated path is empty only for an "
+        "invalid chain, and _on_jvm returns before it for those",
+    },
     "scanner/clients/selection.py": {
         "eba0b588": "_select_ats without `parent is not None`: a rule's host is a string, "
         "never equal to None, so the dropped test changes nothing",

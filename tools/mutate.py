@@ -111,7 +111,14 @@ MODULES: dict[str, ModuleEntry] = {
     "scanner/clients/okhttp_jvm.py": ModuleEntry(
         ("tests/test_okhttp_platforms.py", "tests/test_clients.py")
     ),
-    "scanner/clients/failures.py": ModuleEntry(("tests/test_clients.py", "tests/test_chain.py")),
+    "scanner/clients/failures.py": ModuleEntry(
+        (
+            "tests/test_client_failures.py",
+            "tests/test_clients.py",
+            "tests/test_okhttp_platforms.py",
+            "tests/test_chain.py",
+        )
+    ),
     "scanner/clients/findings.py": ModuleEntry(_CLIENT_TESTS),
     "scanner/inventory/schema.py": ModuleEntry(_INVENTORY_TESTS),
     "scanner/inventory/reader.py": ModuleEntry(_INVENTORY_TESTS),
@@ -138,6 +145,8 @@ WIDE: tuple[str, ...] = (
     "tests/test_audit.py",
     "tests/test_rotation.py",
     "tests/test_clients.py",
+    "tests/test_client_failures.py",
+    "tests/test_client_findings.py",
     "tests/test_client_configs.py",
     "tests/test_okhttp_platforms.py",
     "tests/test_inventory.py",

@@ -108,8 +108,9 @@ MODULES: dict[str, ModuleEntry] = {
     "scanner/shard.py": ModuleEntry(("tests/test_shard.py",)),
     "scanner/clients/selection.py": ModuleEntry(_CLIENT_TESTS),
     "scanner/clients/judge.py": ModuleEntry(_CLIENT_TESTS),
+    # the real OkHttp and JDK (java from .ci/install-peers) judge the JVM cleaner
     "scanner/clients/okhttp_jvm.py": ModuleEntry(
-        ("tests/test_okhttp_platforms.py", "tests/test_clients.py")
+        ("tests/test_okhttp_platforms.py", "tests/test_okhttp_oracle.py", "tests/test_clients.py")
     ),
     "scanner/clients/failures.py": ModuleEntry(
         (
@@ -119,7 +120,9 @@ MODULES: dict[str, ModuleEntry] = {
             "tests/test_chain.py",
         )
     ),
-    "scanner/clients/findings.py": ModuleEntry(_CLIENT_TESTS),
+    "scanner/clients/findings.py": ModuleEntry(
+        ("tests/test_client_findings.py", "tests/test_client_failures.py", *_CLIENT_TESTS)
+    ),
     "scanner/inventory/schema.py": ModuleEntry(_INVENTORY_TESTS),
     "scanner/inventory/reader.py": ModuleEntry(_INVENTORY_TESTS),
     "scanner/inventory/names.py": ModuleEntry(_INVENTORY_TESTS),
@@ -169,6 +172,18 @@ WIDE: tuple[str, ...] = (
 # the reason. They are reported and left out of the score (docs/mutation.md
 # lists them too).
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "scanner/clients/findings.py": {
+        "8448ece9": "`known_keys or {}` -> `known_keys`: audit() takes None for no known keys",
+        "f86bbfe1": "_anchor_ders going on when the anchor was served: the store holds the "
+        "same certificate, so it returns the DER that was served",
+        "b3654cb4": "JVM chains built for every policy of a valid chain, or for JVM policies "
+        "of an invalid one: judge and failure_formats use one only for OkHttp on a JVM with "
+        "a valid chain",
+        "96454ba0": "every verdict's policy is one of the endpoint's policies (judge_endpoint "
+        "judges exactly those)",
+        "d6b71c06": "failure_formats asked for any TrustKit verdict or any invalid chain: it "
+        "returns {} itself for all but failures and TrustKit's blocked chain (-> None)",
+    },
     "scanner/clients/judge.py": {
         "4c1ff70b": "_shift with `delta <= 0`: adding a zero delta never overflows, so the "
         "OverflowError branch only ever sees a non-zero delta",

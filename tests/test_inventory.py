@@ -691,6 +691,20 @@ def test_no_sni_keeps_the_plain_default_name() -> None:
     assert (inv.endpoints[0].name, inv.endpoints[0].sni) == ("a.example:443", None)
 
 
+# 253 characters is the longest DNS name (RFC 1035 §2.3.4, as written without the root dot)
+_NAME_253 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+_NAME_254 = _NAME_253 + "e"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [_NAME_253, _NAME_253 + ".", "10.1.example", "example.com.", "a_b.example", "::1", "10.0.0.5"],
+)
+def test_good_hosts(host: str) -> None:
+    inventory = load_inventory_text(f"version: 1\nendpoints:\n  - host: '{host}'\n", "inv.yaml")
+    assert len(inventory.endpoints) == 1  # no problem raised
+
+
 @pytest.mark.parametrize(
     ("host", "message"),
     [
@@ -718,6 +732,11 @@ def test_no_sni_keeps_the_plain_default_name() -> None:
         ("1::2::3", "invalid IP address '1::2::3'"),
         ("bücher.de", "host 'bücher.de' is not ASCII: write it as 'xn--bcher-kva.de'"),
         ("ü" * 70 + ".de", f"host '{'ü' * 70}.de' is not a valid host name"),
+        (":443", "invalid IP address ':443'"),
+        ("example.com:https", "invalid IP address 'example.com:https'"),
+        ("a.b-.", "host 'a.b-.' is not a valid host name"),  # one dot stripped, not two
+        ("example.10", "invalid IP address 'example.10'"),
+        (_NAME_254, f"host '{_NAME_254}' is not a valid host name"),
     ],
 )
 def test_bad_hosts(host: str, message: str) -> None:
@@ -1040,6 +1059,17 @@ def test_unsupported_tags(value: str, tag: str) -> None:
     assert problems(f"version: 1\nendpoints:\n  - host: {value}\n") == [
         f"inv.yaml:3:11: endpoints[0].host: unsupported YAML tag {tag!r}"
     ]
+
+
+def test_a_mapping_with_an_unsupported_tag_is_reported_once_not_read() -> None:
+    """The tag is the problem; what the tagged mapping holds is not read (its
+    unknown key is not reported as well), as a mapping or as a merge source."""
+    assert problems("version: 1\nendpoints:\n  - !custom {host: a.example, bogus: 1}\n") == [
+        "inv.yaml:3:5: endpoints[0]: unsupported YAML tag '!custom'"
+    ]
+    assert problems(
+        "version: 1\nendpoints:\n  - host: a.example\n    <<: !custom {bogus: 1}\n"
+    ) == ["inv.yaml:4:9: endpoints[0].<<: unsupported YAML tag '!custom'"]
 
 
 @pytest.mark.parametrize(
@@ -1365,7 +1395,6 @@ def test_duplicates_across_files_name_the_first_location(tmp_path: Path) -> None
         f"{team}:5:5: endpoints[1]: duplicate endpoint name 'api.example.com:443' "
         f"(first defined at {root}:6:5)",
     ]
-
 
 
 def test_a_client_pinset_named_like_a_plain_pinset_of_another_file_is_already_defined(

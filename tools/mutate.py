@@ -745,6 +745,8 @@ class Plan:
     own: tuple[str, ...]
     wide: tuple[str, ...]
     mutants: list[Mutant]
+    # --recheck: the previous report's sample, into which the new outcomes go
+    previous: list[Mutant] = field(default_factory=list)
 
 
 def _existing(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -810,6 +812,9 @@ def run_plan(plan: Plan, jobs: int, use_wide: bool, out: Path) -> list[Mutant]:
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(work, plan.mutants))
+    if plan.previous:
+        fresh = {m.id: m for m in results}
+        results = [fresh.get(m.id, m) for m in plan.previous]
     write_report(plan, results, out, use_wide)
     return results
 
@@ -901,6 +906,14 @@ def _module_arg(text: str) -> str:
 def _iter_modules(names: list[str]) -> Iterator[str]:
     for name in names:
         yield _module_arg(name)
+
+
+def _mutant_of(data: dict[str, object]) -> Mutant:
+    """A Mutant from a report's JSON."""
+    fields = dict(data)
+    fields["start"] = tuple(fields["start"])  # type: ignore[arg-type]
+    fields["end"] = tuple(fields["end"])  # type: ignore[arg-type]
+    return Mutant(**fields)  # type: ignore[arg-type]
 
 
 def check_tests(modules: list[str], ids: list[str], tests: tuple[str, ...]) -> int:
@@ -1004,12 +1017,14 @@ def main(argv: list[str] | None = None) -> int:
         missing = [i for i in wanted if i not in current]
         if missing:
             print(f"no longer in the module (code changed): {' '.join(missing)}")
+        before = [_mutant_of(m) for m in previous["mutants"]]
         plans.append(
             Plan(
                 module,
                 _existing(MODULES[module].tests),
                 _existing(WIDE),
                 [current[i] for i in wanted if i in current],
+                [m for m in before if m.id in current or m.outcome != "survived"],
             )
         )
     else:

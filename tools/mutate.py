@@ -918,6 +918,29 @@ def _iter_modules(names: list[str]) -> Iterator[str]:
         yield _module_arg(name)
 
 
+def summary(out: Path) -> str:
+    """The per-module table of the reports in `out`, in the order of MODULES."""
+    rows = [
+        "| module | mutants | sampled | killed | timeouts | survived | equivalent | score |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for module in MODULES:
+        stem = module.removeprefix("scanner/").removesuffix(".py").replace("/", ".")
+        path = out / f"{stem}.json"
+        if not path.exists():
+            rows.append(f"| `{module}` | | not measured | | | | | |")
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        results = [_mutant_of(m) for m in data["mutants"]]
+        killed, survived, timeouts, equivalent, scored = score(results)
+        percent = f"{100.0 * killed / scored:.0f} %" if scored else "-"
+        rows.append(
+            f"| `{module}` | {len(mutants_of(module))} | {len(results)} | {killed} | {timeouts} "
+            f"| {survived} | {equivalent} | {percent} |"
+        )
+    return "\n".join(rows)
+
+
 def _mutant_of(data: dict[str, object]) -> Mutant:
     """A Mutant from a report's JSON."""
     fields = dict(data)
@@ -969,6 +992,11 @@ def main(argv: list[str] | None = None) -> int:
         help="mutants per module (0: all of them; default %(default)s)",
     )
     parser.add_argument("--seed", default=DEFAULT_SEED)
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the table of the reports in --out (for docs/mutation.md)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once")
     parser.add_argument(
         "--no-wide",
@@ -1009,6 +1037,10 @@ def main(argv: list[str] | None = None) -> int:
                 + (f" (not mutated: {', '.join(entry.exclude)})" if entry.exclude else "")
             )
         print(f"wider set: {' '.join(_existing(WIDE))}")
+        return 0
+
+    if args.summary:
+        print(summary(args.out))
         return 0
 
     if args.mutant and args.tests:

@@ -210,6 +210,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "eba0b588": "_select_ats without `parent is not None`: a rule's host is a string, "
         "never equal to None, so the dropped test changes nothing",
     },
+    "scanner/exporters/metrics.py": {
+        "85e43fcc": "_usable without `report is not None`: results.evaluate gives every "
+        "address with an observation its chain report",
+    },
     "scanner/inventory/client_pinsets.py": {
         "9a408d55": "_from_file's kinds[-1] for kinds[0]: exactly one kind got this far",
         "e639d8d9": "is_client_pinset_node true for a node that is no mapping: the client "

@@ -1061,6 +1061,27 @@ def test_unsupported_tags(value: str, tag: str) -> None:
     ]
 
 
+def test_each_mistake_is_reported_once_and_nothing_follows_from_it() -> None:
+    """A bad host leaves the endpoint without a name (no duplicate-name report
+    for two of them), a bad sni is one problem, a broken pin-set referenced by
+    an endpoint is not also unknown (found by mutation testing, issue 19)."""
+    assert problems(
+        "version: 1\n"
+        "pinsets:\n  p: {pins: [sha256/AAAA]}\n"
+        "endpoints:\n"
+        "  - host: 'a..example'\n"
+        "  - host: 'a..example'\n"
+        "  - {host: b.example, sni: true}\n"
+        "  - {host: c.example, pinset: p}\n"
+    ) == [
+        "inv.yaml:3:14: pinsets.p.pins[0]: invalid pin 'sha256/AAAA': a sha256 digest is 32 "
+        "bytes, this decodes to 3",
+        "inv.yaml:5:11: endpoints[0].host: host 'a..example' is not a valid host name",
+        "inv.yaml:6:11: endpoints[1].host: host 'a..example' is not a valid host name",
+        "inv.yaml:7:28: endpoints[2].sni: sni must be a host name, or false for no SNI; got true",
+    ]
+
+
 def test_a_mapping_with_an_unsupported_tag_is_reported_once_not_read() -> None:
     """The tag is the problem; what the tagged mapping holds is not read (its
     unknown key is not reported as well), as a mapping or as a merge source."""

@@ -222,6 +222,18 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "51be42df": "a rule that did not read appended as None: _rule returns None only "
         "after reporting a problem, so the inventory is refused and the policy never used",
     },
+    "scanner/inventory/schema.py": {
+        # The loader is all or nothing: once a problem is reported, load_inventory
+        # raises with every problem and nothing built is used. These mutants only
+        # change what is built after a reported problem, and report nothing more
+        # (tests/test_inventory.py::test_each_mistake_is_reported_once_... checks).
+        "2b088095": "a draft is clean only with a host: building it without the test is the same",
+        "0be6c43d": "a missing trust bundle, reported, then its TrustSpec built anyway",
+        "7eb9e1de": "a broken pin-set, reported, then stored as None: the inventory is refused",
+        "a331716f": "a duplicate pin-set, reported, then stored over the first: refused",
+        "60d0c812": "a bad sni, reported, then read as the string 'true' (a valid name): "
+        "refused, and nothing more reported",
+    },
     "scanner/inventory/names.py": {
         "8b8d0b9d": "label_name_problem's last `return None` removed: it ends there and "
         "returns None all the same",

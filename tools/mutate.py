@@ -182,6 +182,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "56fd4cf8": "_untrusted_reason without the readable-subject filter: store_from_pem "
         "already skips every anchor whose name cannot be read",
     },
+    "scanner/clients/okhttp_jvm.py": {
+        "ab3830de": "_NO_LIMIT 2**31 for 2**31 - 1: a CA without pathLen against a count "
+        "of at most nine signers, either way no limit",
+    },
     "scanner/clients/findings.py": {
         "8448ece9": "`known_keys or {}` -> `known_keys`: audit() takes None for no known keys",
         "f86bbfe1": "_anchor_ders going on when the anchor was served: the store holds the "

@@ -1,0 +1,63 @@
+"""Preflight's own edges, found unasserted by mutation testing (issue 19,
+docs/mutation.md): an endpoint nothing pins gets exactly one NOT_PINNED
+result whatever is checked, and a CA's lineage follows signatures, not names
+(an issuer named right with another key does not make a pin "safe")."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from scanner.fleet.pki import PKI
+from scanner.model import Endpoint, Pinset
+from scanner.pins import spki_der
+from scanner.preflight import Verdict, ca_lineage, preflight_ca, preflight_key
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def endpoint(name: str, pinset: Pinset | None) -> Endpoint:
+    return Endpoint(name, f"{name}.example", 443, f"{name}.example", pinset)
+
+
+@pytest.fixture(scope="module")
+def pki() -> PKI:
+    return PKI(NOW)
+
+
+def test_unpinned_endpoints_are_not_pinned_once_each(pki: PKI) -> None:
+    root = pki.root("Preflight Root")
+    ca = pki.intermediate("Preflight CA", root)
+    new_leaf = pki.leaf("a.example", ca)
+    endpoints = [
+        endpoint("none", None),
+        endpoint("lapsed", Pinset("old", (root.pin,), expires=date(2025, 12, 31))),
+        endpoint("empty", Pinset("off", ())),
+        endpoint("pinned", Pinset("p", (root.pin,))),
+    ]
+    by_key = preflight_key(endpoints, spki_der(new_leaf.cert), {}, NOW)
+    by_ca = preflight_ca(endpoints, ca_lineage(ca.cert, [root.cert]), NOW)
+    for results in (by_key, by_ca):
+        assert [(r.endpoint.name, r.verdict) for r in results] == [
+            ("none", Verdict.NOT_PINNED),
+            ("lapsed", Verdict.NOT_PINNED),
+            ("empty", Verdict.NOT_PINNED),
+            ("pinned", results[-1].verdict),
+        ]
+        assert {r.reason for r in results[:3]} == {"no pins enforced"}
+    assert by_key[-1].verdict is Verdict.BREAKS  # the new key pinned nowhere, no CA keys given
+    assert by_ca[-1].verdict is Verdict.SAFE  # the root pin covers the new CA
+
+
+def test_the_lineage_follows_signatures_not_names(pki: PKI) -> None:
+    root = pki.root("Lineage Root")
+    impostor = pki.issue("", subject=root.cert.subject, ca=True)  # same name, its own key
+    ca = pki.intermediate("Lineage CA", root)
+    assert ca_lineage(ca.cert, [impostor.cert]) == [ca.cert]
+    assert ca_lineage(ca.cert, [impostor.cert, root.cert]) == [ca.cert, root.cert]
+    pinned_on_impostor = [endpoint("x", Pinset("p", (impostor.pin,)))]
+    results = preflight_ca(pinned_on_impostor, ca_lineage(ca.cert, [impostor.cert]), NOW)
+    assert [(r.verdict, r.reason) for r in results] == [
+        (Verdict.BREAKS, "no pin names the new CA or any of its issuers")
+    ]

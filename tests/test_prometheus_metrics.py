@@ -666,12 +666,19 @@ def test_rotation_ready_is_0_for_a_rotation_that_would_break(fx: Fixture) -> Non
     assert ready["leaf_renewal"] == 0.0  # a new leaf key is pinned nowhere
 
 
-def test_a_successful_reload_is_1() -> None:
+def test_a_successful_reload_is_1_and_is_the_last_success() -> None:
+    """A reload that succeeded, with no earlier success remembered, is itself
+    the last successful reload."""
     at = NOW + timedelta(minutes=1)
+    unknown = frozenset(
+        {("version", "9.9.9"), ("revision", "unknown"), ("python_version", "unknown")}
+    )
     assert process_exposition("9.9.9", ReloadState(True, at)).samples() == {
-        ("pinaudit_build_info", frozenset({("version", "9.9.9")}), 1.0),
+        ("pinaudit_build_info", unknown, 1.0),
         ("pinaudit_inventory_reload_success", frozenset(), 1.0),
         ("pinaudit_inventory_reload_timestamp_seconds", frozenset(), ts(at)),
+        ("pinaudit_config_last_reload_successful", frozenset(), 1.0),
+        ("pinaudit_config_last_reload_success_timestamp_seconds", frozenset(), ts(at)),
     }
 
 

@@ -98,10 +98,25 @@ MODULES: dict[str, ModuleEntry] = {
     "scanner/pins.py": ModuleEntry(("tests/test_pins.py", "tests/test_pins_props.py")),
     "scanner/chain.py": ModuleEntry(("tests/test_chain.py", "tests/test_chain_honest.py")),
     "scanner/paths.py": ModuleEntry(
-        ("tests/test_paths.py", "tests/test_chain_honest.py", "tests/test_clients.py")
+        (
+            "tests/test_paths.py",
+            "tests/test_chain_honest.py",
+            "tests/test_clients.py",
+            "tests/test_verdicts_paths.py",
+        )
     ),
-    "scanner/audit.py": ModuleEntry(("tests/test_audit.py", "tests/test_chain_honest.py")),
-    "scanner/rotation.py": ModuleEntry(("tests/test_rotation.py",)),
+    # path-dependent verdicts and offline backup pins are judged in audit.py
+    "scanner/audit.py": ModuleEntry(
+        (
+            "tests/test_audit.py",
+            "tests/test_chain_honest.py",
+            "tests/test_verdicts_paths.py",
+            "tests/test_offline_pins.py",
+        )
+    ),
+    "scanner/rotation.py": ModuleEntry(
+        ("tests/test_rotation.py", "tests/test_verdicts_paths.py", "tests/test_audit.py")
+    ),
     "scanner/preflight.py": ModuleEntry(
         ("tests/test_preflight.py", "tests/test_rotation.py", "tests/test_chain_honest.py")
     ),
@@ -148,6 +163,8 @@ WIDE: tuple[str, ...] = (
     "tests/test_chain_honest.py",
     "tests/test_paths.py",
     "tests/test_audit.py",
+    "tests/test_verdicts_paths.py",
+    "tests/test_offline_pins.py",
     "tests/test_rotation.py",
     "tests/test_clients.py",
     "tests/test_client_failures.py",
@@ -253,6 +270,19 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "0203f3f4": "_anchors indexing an anchor that does not parse or whose subject cannot "
         "be read: store_from_pem keeps neither",
         "9da8e61d": "the same, with the test dropped altogether",
+    },
+    "scanner/audit.py": {
+        "a1285003": "the INCOMPLETE message without its 'an intermediate' fallback: chain.py "
+        "reports INCOMPLETE only for a path that needs an intermediate from the pool, which "
+        "was not served, so the list of missing certificates is never empty",
+        "fac1fef3": "an EC key weak below 255 bits instead of 256: no named curve has a "
+        "255-bit key (P-256 and secp256k1 are 256, the next below is 239 or 233)",
+        "c29bd381": "every certificate of a non-empty path treated as the anchor for the "
+        "SHA-1/MD5 check: the verifier never builds a path through a certificate signed with "
+        "SHA-1 or MD5, so the only one that can carry such a signature is the anchor",
+        "2c856dc6": "a served non-CA certificate counted as a later leaf even when on the "
+        "path: every certificate above a path's leaf is a CA (the verifier checks the "
+        "issuer's basicConstraints), and the leaf itself is the first one served",
     },
     "scanner/preflight.py": {
         "922ec6d5": "ca_lineage without the subject test: verify_directly_issued_by itself "
@@ -791,6 +821,10 @@ class Plan:
     mutants: list[Mutant]
     # --recheck: the previous report's sample, into which the new outcomes go
     previous: list[Mutant] = field(default_factory=list)
+    # --recheck: the previous report's run (its date, commit, time, command)
+    previous_run: dict[str, object] = field(default_factory=dict)
+    sample: int = DEFAULT_SAMPLE
+    seed: str = DEFAULT_SEED
 
 
 def _existing(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -799,6 +833,7 @@ def _existing(paths: tuple[str, ...]) -> tuple[str, ...]:
 
 def run_plan(plan: Plan, jobs: int, use_wide: bool, out: Path) -> list[Mutant]:
     equivalents = EQUIVALENT.get(plan.module, {})
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pinaudit-mutate-") as tmp:
         spaces = [Workspace.create(Path(tmp), i) for i in range(jobs)]
         spaces[0].check_imports_copy()
@@ -859,8 +894,46 @@ def run_plan(plan: Plan, jobs: int, use_wide: bool, out: Path) -> list[Mutant]:
     if plan.previous:
         fresh = {m.id: m for m in results}
         results = [fresh.get(m.id, m) for m in plan.previous]
-    write_report(plan, results, out, use_wide)
+    write_report(plan, results, out, use_wide, seconds=time.monotonic() - started, jobs=jobs)
     return results
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _revision(module: str, tests: tuple[str, ...]) -> str:
+    """The commit measured: HEAD, with '+changes' when the module or a test
+    file run differs from it (the run measured uncommitted work)."""
+    head = _git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = _git("status", "--porcelain", "--", module, *tests)
+    return f"{head}+changes" if changed else head
+
+
+def _run_record(plan: Plan, seconds: float, jobs: int, use_wide: bool) -> dict[str, object]:
+    """When, on what, how and how long: the columns of docs/mutation.md's table."""
+    command = ["tools/mutate.py", plan.module]
+    if plan.sample != DEFAULT_SAMPLE:
+        command.append(f"--sample {plan.sample}")
+    if plan.seed != DEFAULT_SEED:
+        command.append(f"--seed {plan.seed}")
+    if jobs != 1:
+        command.append(f"--jobs {jobs}")
+    if not use_wide:
+        command.append("--no-wide")
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": _revision(plan.module, (*plan.own, *plan.wide)),
+        "seconds": round(seconds),
+        "jobs": jobs,
+        "command": " ".join(command),
+    }
 
 
 # ----------------------------------------------------------------------------- reports
@@ -875,15 +948,26 @@ def score(results: list[Mutant]) -> tuple[int, int, int, int, int]:
     return killed, survived, timeouts, equivalent, len(results) - equivalent
 
 
-def write_report(plan: Plan, results: list[Mutant], out: Path, use_wide: bool) -> None:
+def write_report(
+    plan: Plan, results: list[Mutant], out: Path, use_wide: bool, *, seconds: float, jobs: int
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = plan.module.removeprefix("scanner/").removesuffix(".py").replace("/", ".")
     killed, survived, timeouts, equivalent, scored = score(results)
     percent = 100.0 * killed / scored if scored else 100.0
+    this_run = _run_record(plan, seconds, jobs, use_wide)
+    if plan.previous_run:  # a recheck: the full run's time and command stay
+        run = {**plan.previous_run, "date": this_run["date"], "commit": this_run["commit"]}
+        run["recheck_seconds"] = this_run["seconds"]
+    else:
+        run = this_run
+    total = len(mutants_of(plan.module))
     lines = [
         f"# Mutation report: {plan.module}",
         "",
-        f"- mutants in the module: {len(mutants_of(plan.module))}; sampled: {len(results)}",
+        f"- {run['date']}, commit {run['commit']}: `{run['command']}`, {run['seconds']} s"
+        + (f" (survivors rechecked in {run['recheck_seconds']} s)" if plan.previous_run else ""),
+        f"- mutants in the module: {total}; sampled: {len(results)}",
         f"- own tests: {', '.join(plan.own)}",
         f"- wider set for survivors: {'yes' if use_wide else 'no'}",
         f"- killed {killed} (of which timeouts {timeouts}), survived {survived}, "
@@ -914,6 +998,10 @@ def write_report(plan: Plan, results: list[Mutant], out: Path, use_wide: bool) -
         "module": plan.module,
         "own": list(plan.own),
         "wide": use_wide,
+        "total": total,
+        "sample": plan.sample,
+        "seed": plan.seed,
+        "run": run,
         "score": {
             "killed": killed,
             "survived": survived,
@@ -955,23 +1043,30 @@ def _iter_modules(names: list[str]) -> Iterator[str]:
 def summary(out: Path) -> str:
     """The per-module table of the reports in `out`, in the order of MODULES."""
     rows = [
-        "| module | mutants | sampled | killed | timeouts | survived | equivalent | score |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| module | mutants | sampled | killed (timeouts) | survived | equivalent "
+        "| killed of non-equivalent | date | commit | time | command |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |",
     ]
     notes: list[str] = []
     for module in MODULES:
         stem = module.removeprefix("scanner/").removesuffix(".py").replace("/", ".")
         path = out / f"{stem}.json"
         if not path.exists():
-            rows.append(f"| `{module}` | | not measured | | | | | |")
+            rows.append(f"| `{module}` | | not measured | | | | | | | | |")
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         results = [_mutant_of(m) for m in data["mutants"]]
         killed, survived, timeouts, equivalent, scored = score(results)
-        percent = f"{100.0 * killed / scored:.0f} %" if scored else "-"
+        percent = f"{killed}/{scored} = {100.0 * killed / scored:.0f} %" if scored else "-"
+        total = data.get("total") or len(mutants_of(module))
+        run = data.get("run", {})
+        took = f"{run['seconds']} s" if "seconds" in run else ""
+        if "recheck_seconds" in run:
+            took += f" (+{run['recheck_seconds']} s recheck)"
         rows.append(
-            f"| `{module}` | {len(mutants_of(module))} | {len(results)} | {killed} | {timeouts} "
-            f"| {survived} | {equivalent} | {percent} |"
+            f"| `{module}` | {total} | {len(results)} | {killed} ({timeouts}) | {survived} "
+            f"| {equivalent} | {percent} | {run.get('date', '')} | {run.get('commit', '')} "
+            f"| {took} | `{run.get('command', '')}` |"
         )
         for m in results:
             if m.outcome in ("equivalent", "survived"):
@@ -1108,6 +1203,9 @@ def main(argv: list[str] | None = None) -> int:
                 _existing(WIDE),
                 [current[i] for i in wanted if i in current],
                 [m for m in before if m.id in current or m.outcome != "survived"],
+                dict(previous.get("run", {})),
+                int(previous.get("sample", DEFAULT_SAMPLE)),
+                str(previous.get("seed", DEFAULT_SEED)),
             )
         )
     else:
@@ -1116,7 +1214,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("name a module (or --all)")
         for name in names:
             chosen = sample(mutants_of(name), args.sample, args.seed)
-            plans.append(Plan(name, _existing(MODULES[name].tests), _existing(WIDE), chosen))
+            plans.append(
+                Plan(
+                    name,
+                    _existing(MODULES[name].tests),
+                    _existing(WIDE),
+                    chosen,
+                    sample=args.sample,
+                    seed=args.seed,
+                )
+            )
 
     if args.list:
         for plan in plans:

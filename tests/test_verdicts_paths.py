@@ -287,6 +287,24 @@ def test_rotation_is_not_ready_while_some_paths_fail_already(xs: CrossSigned) ->
     assert result.rotation.leaf_renewal_reason.startswith(
         "pins match only 1 of the 2 paths clients build"
     )
+    # nor is a switch to the backup CA (mutation testing, issue 19)
+    assert result.rotation.ca_switch is False
+    assert result.rotation.ca_switch_reason == result.rotation.leaf_renewal_reason
+
+
+def test_a_renewal_is_ready_when_every_path_carries_a_ca_pin_and_says_the_first(
+    xs: CrossSigned,
+) -> None:
+    """Root A pinned for the path through A, Root B for the cross-sign's path:
+    a leaf renewal keeps both; the reason names the first path's CA pin, the
+    one the JSON report shows first. Found unasserted by mutation testing
+    (issue 19)."""
+    result = judge(endpoint("app", [xs.root_a.pin, xs.root_b.pin]), xs.served, xs.store)
+    assert result.rotation is not None
+    assert result.rotation.leaf_renewal is True
+    assert result.rotation.leaf_renewal_reason == (
+        f"{xs.root_a.pin} pins O=pinaudit test PKI,CN=Root A, which a renewal keeps"
+    )
 
 
 def test_a_cross_sign_mesh_under_a_plain_pin_set_stops_at_the_budget() -> None:

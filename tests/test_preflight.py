@@ -61,3 +61,34 @@ def test_the_lineage_follows_signatures_not_names(pki: PKI) -> None:
     assert [(r.verdict, r.reason) for r in results] == [
         (Verdict.BREAKS, "no pin names the new CA or any of its issuers")
     ]
+
+
+@pytest.mark.parametrize(
+    ("sans", "name", "covered"),
+    [
+        (("pay.example.com",), "PAY.example.com.", True),
+        (("*.example.com",), "pay.example.com", True),
+        (("*.example.com",), "a.pay.example.com", False),  # one label only
+        (("*.example.com",), "example.com", False),
+        # a name differing in its first label is another name, not a wildcard
+        (("api.example.com",), "pay.example.com", False),
+        # a wildcard needs two labels beside it: "*.com" covers nothing
+        (("*.com",), "example.com", False),
+        ((), "192.0.2.7", True),  # the IP address entry below
+        ((), "192.0.2.8", False),
+    ],
+)
+def test_which_endpoints_a_new_leaf_is_for(
+    pki: PKI, sans: tuple[str, ...], name: str, covered: bool
+) -> None:
+    """`preflight --chain` without --endpoint judges the endpoints whose names
+    the new leaf covers (RFC 6125 §6.4.3). Found unasserted by mutation
+    testing (issue 19)."""
+    from scanner.chain import CertificateCache
+    from scanner.preflight import leaf_covers
+
+    root = pki.root("Covers Root")
+    leaf = pki.leaf("covers", root, dns=sans, ips=("192.0.2.7",))
+    entry = CertificateCache().get(leaf.der)
+    assert not isinstance(entry, str)
+    assert leaf_covers(entry[1], name) is covered

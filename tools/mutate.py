@@ -118,7 +118,12 @@ MODULES: dict[str, ModuleEntry] = {
         ("tests/test_rotation.py", "tests/test_verdicts_paths.py", "tests/test_audit.py")
     ),
     "scanner/preflight.py": ModuleEntry(
-        ("tests/test_preflight.py", "tests/test_rotation.py", "tests/test_chain_honest.py")
+        (
+            "tests/test_preflight.py",
+            "tests/test_preflight_paths.py",
+            "tests/test_rotation.py",
+            "tests/test_chain_honest.py",
+        )
     ),
     "scanner/shard.py": ModuleEntry(("tests/test_shard.py",)),
     "scanner/clients/selection.py": ModuleEntry(_CLIENT_TESTS),
@@ -180,6 +185,7 @@ WIDE: tuple[str, ...] = (
     "tests/test_state_file.py",
     "tests/test_shard.py",
     "tests/test_preflight.py",
+    "tests/test_preflight_paths.py",
     "tests/test_units.py",
     "tests/test_hostnames.py",
     "tests/test_safetext.py",
@@ -959,6 +965,10 @@ def write_report(
     if plan.previous_run:  # a recheck: the full run's time and command stay
         run = {**plan.previous_run, "date": this_run["date"], "commit": this_run["commit"]}
         run["recheck_seconds"] = this_run["seconds"]
+    elif plan.previous:  # a recheck of a report that did not record its run
+        run = {**this_run, "recheck_seconds": this_run["seconds"]}
+        run["seconds"] = None
+        run["note"] = "sample drawn and run by an earlier version of the tool"
     else:
         run = this_run
     total = len(mutants_of(plan.module))
@@ -966,7 +976,8 @@ def write_report(
         f"# Mutation report: {plan.module}",
         "",
         f"- {run['date']}, commit {run['commit']}: `{run['command']}`, {run['seconds']} s"
-        + (f" (survivors rechecked in {run['recheck_seconds']} s)" if plan.previous_run else ""),
+        + (f" (survivors rechecked in {run['recheck_seconds']} s)" if plan.previous else "")
+        + (f"; {run['note']}" if "note" in run else ""),
         f"- mutants in the module: {total}; sampled: {len(results)}",
         f"- own tests: {', '.join(plan.own)}",
         f"- wider set for survivors: {'yes' if use_wide else 'no'}",
@@ -1060,7 +1071,7 @@ def summary(out: Path) -> str:
         percent = f"{killed}/{scored} = {100.0 * killed / scored:.0f} %" if scored else "-"
         total = data.get("total") or len(mutants_of(module))
         run = data.get("run", {})
-        took = f"{run['seconds']} s" if "seconds" in run else ""
+        took = f"{run['seconds']} s" if run.get("seconds") is not None else "?"
         if "recheck_seconds" in run:
             took += f" (+{run['recheck_seconds']} s recheck)"
         rows.append(

@@ -92,3 +92,35 @@ def test_which_endpoints_a_new_leaf_is_for(
     entry = CertificateCache().get(leaf.der)
     assert not isinstance(entry, str)
     assert leaf_covers(entry[1], name) is covered
+
+
+def test_the_key_only_hint_only_when_it_can_help(pki: PKI) -> None:
+    """A new key pinned nowhere BREAKS. The hint to give the issuing CA (by
+    --state or --ca) is added only when some pin names a key pinaudit could
+    not place: not when every pin is a declared offline backup key, and not
+    when the last scan's issuing CAs were given already. Found unasserted by
+    mutation testing (issue 19)."""
+    root = pki.root("Hint Root")
+    issuing = pki.intermediate("Hint CA", root)
+    new_key = spki_der(pki.leaf("hint.example", issuing).cert)
+    spare_a, spare_b = pki.root("Spare A").pin, pki.root("Spare B").pin
+    bare = "neither the new key nor a known CA key is pinned: pinned clients would fail"
+    offline_only = endpoint(
+        "off", Pinset("p", (spare_a, spare_b), offline=frozenset({spare_a, spare_b}))
+    )
+    [result] = preflight_key([offline_only], new_key, {}, NOW)
+    assert (result.verdict, result.reason) == (Verdict.BREAKS, bare)
+
+    learnt = {"pay": [(issuing.pin, "CN=Hint CA")]}
+    [result] = preflight_key(
+        [endpoint("pay", Pinset("p", (spare_a,)))], new_key, {}, NOW, issuing=learnt
+    )
+    assert (result.verdict, result.reason) == (Verdict.BREAKS, bare)
+
+    [result] = preflight_key(
+        [endpoint("new", Pinset("p", (spare_a,)))], new_key, {}, NOW, issuing=learnt
+    )
+    assert result.reason == (
+        f"{bare} (no CA pinaudit knows has the key {spare_a} names: if it is the "
+        "issuing CA's, give the last scan's --state, or that CA with --ca)"
+    )

@@ -293,6 +293,9 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "scanner/preflight.py": {
         "922ec6d5": "ca_lineage without the subject test: verify_directly_issued_by itself "
         "refuses an issuer whose subject is not the certificate's issuer name",
+        "4810cdd9": "ca_lineage going on through an issuer it has already: a loop of "
+        "cross-signs repeats certificates until the bound of 10, and preflight_ca, its only "
+        "user, reads the lineage as a set of keys (a repeated one adds nothing)",
     },
     "scanner/units.py": {
         "4f40a0e3": "format_duration's `seconds <= 1` for `< 1`: exactly 1 is spelled 1s "

@@ -1087,7 +1087,8 @@ def summary(out: Path) -> str:
                 change = f"`{' '.join(m.before.split())}` → `{m.after}`"
                 why = m.reason if m.outcome == "equivalent" else "**survived**"
                 notes.append(f"| {m.id} | `{module}:{m.line}` | {change} | {why} |")
-    head = ["", "| id | where | change | why it is equivalent |", "| --- | --- | --- | --- |"]
+    head = ["", "| id | where | change | equivalent: why; or survived |", "|---|---|---|---|"]
+    notes.sort(key=lambda row: "**survived**" in row)  # the equivalent ones first
     return "\n".join(rows + head + notes)
 
 

@@ -1072,7 +1072,10 @@ def summary(out: Path) -> str:
         results = [_mutant_of(m) for m in data["mutants"]]
         killed, survived, timeouts, equivalent, scored = score(results)
         percent = f"{killed}/{scored} = {100.0 * killed / scored:.0f} %" if scored else "-"
-        total = data.get("total") or len(mutants_of(module))
+        total = data.get("total")
+        if total is None:  # a report of an earlier version: count once, keep the count
+            data["total"] = total = len(mutants_of(module))
+            path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         run = data.get("run", {})
         took = f"{run['seconds']} s" if run.get("seconds") is not None else "?"
         if "recheck_seconds" in run:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scanner.chain import (
@@ -99,6 +100,29 @@ def test_key_and_signature_facts(roots: dict[str, Issued], kind: str) -> None:
         facts.signature_algorithm,
         facts.signature_hash,
     ) == KEY_FACTS[kind]
+
+
+def test_dsa_and_unknown_key_facts(world: World) -> None:
+    """DSA keys (still in old private PKIs) are named with their size; a key
+    algorithm the library does not know is OTHER, 0 bits (its pin still
+    comes from the encoded SPKI)."""
+    key = dsa.generate_private_key(key_size=1024)
+    issued = world.pki.issue("DSA Leaf", issuer=world.chain.intermediate, key=key)  # type: ignore[arg-type]
+    facts = certificate_facts(issued.cert)
+    assert (facts.key_type, facts.key_bits, facts.key_curve) == (KeyType.DSA, 1024, None)
+    dsa_oid = bytes.fromhex("06072a8648ce380401")  # 1.2.840.10040.4.1, id-dsa
+    unknown = issued.der.replace(dsa_oid, bytes.fromhex("06072a8648ce380407"))
+    assert unknown != issued.der
+    facts = certificate_facts(x509.load_der_x509_certificate(unknown))
+    assert (facts.key_type, facts.key_bits, facts.key_curve) == (KeyType.OTHER, 0, None)
+    # an X25519 key (RFC 8410: key agreement only) loads, and is no signing key kind
+    agreement = world.pki.issue(
+        "X25519 Leaf",
+        issuer=world.chain.intermediate,
+        key=x25519.X25519PrivateKey.generate(),  # type: ignore[arg-type]
+    )
+    facts = certificate_facts(agreement.cert)
+    assert (facts.key_type, facts.key_bits, facts.key_curve) == (KeyType.OTHER, 0, None)
 
 
 def test_leaf_key_facts_are_the_leafs_not_the_issuers(world: World) -> None:
@@ -403,6 +427,22 @@ def test_expired_intermediate(world: World) -> None:
         "validation failed: candidates exhausted: cert is not valid at validation time"
     )
     assert path_of(report) == [(LEAF, 0), (f"{ORG},CN=Old Intermediate", 1), (ROOT, None)]
+
+
+def test_an_aware_now_in_another_zone_is_that_instant(world: World) -> None:
+    """2026-01-01T10:00+14:00 is 2025-12-31T20:00Z: a leaf ending at midnight
+    UTC is still valid then (the zone is converted, not replaced)."""
+    inter = world.chain.intermediate
+    leaf = world.pki.leaf(HOST, inter, not_after=NOW)
+    kiribati = timezone(timedelta(hours=14))
+    report = analyze_chain(
+        [leaf.der, inter.der],
+        world.store,
+        HOST,
+        datetime(2026, 1, 1, 10, 0, tzinfo=kiribati),
+        cache=CertificateCache(),
+    )
+    assert report.status is PathStatus.VALID
 
 
 def test_naive_now_is_utc(world: World) -> None:

@@ -314,6 +314,30 @@ def test_a_loop_of_served_intermediates_is_named_a_loop(world: World) -> None:
     )
 
 
+def test_an_anchor_named_like_a_looping_ca_is_not_a_loop(world: World) -> None:
+    """The same two CAs issuing each other, but the store holds a root named
+    like one of them (another key): the issuer is trusted by name, so the
+    reason is a broken rule on the way to it, not a loop."""
+    pki = world.pki
+    a_key, b_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    a_name = x509.Name.from_rfc4514_string("CN=Cycle A")
+    b_name = x509.Name.from_rfc4514_string("CN=Cycle B")
+    a = pki.issue(
+        "",
+        subject=a_name,
+        key=a_key,
+        issuer=Issued(pki.issue("", subject=b_name, key=b_key, ca=True).cert, b_key),
+        ca=True,
+    )
+    b = pki.issue("", subject=b_name, key=b_key, issuer=Issued(a.cert, a_key), ca=True)
+    leaf = pki.leaf(HOST, a)
+    namesake = pki.issue("", subject=a_name, ca=True)  # a root "CN=Cycle A", its own key
+    store = store_from_pem(world.root.pem + namesake.pem, "namesake.pem")
+    report = analyze([leaf.der, a.der, b.der], store)
+    assert report.status is PathStatus.UNTRUSTED
+    assert report.error is not None and "loop" not in report.error
+
+
 def test_a_sent_issuer_that_does_not_parse_is_not_called_unsent(world: World) -> None:
     """The issuer was sent, but its DER is cut: it may be the missing issuer."""
     cut = world.inter.der[: len(world.inter.der) // 2]

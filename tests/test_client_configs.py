@@ -464,3 +464,72 @@ def test_import_usage_errors() -> None:
         err
         == "pinaudit import: error: /nonexistent.xml:1:1: cannot read: No such file or directory\n"
     )
+
+
+# --- client pin-set keys, found unasserted by mutation testing (issue 19) --------------
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(InventoryError) as caught:
+        load_inventory_text("version: 1\npinsets:\n" + text, "inv.yaml", base_dir=str(DATA))
+    return [str(p) for p in caught.value.problems]
+
+
+def _copy(text: str) -> ClientPolicy:
+    inventory = load_inventory_text("version: 1\npinsets:\n  app:\n" + text, "inv.yaml")
+    return inventory.policies["app"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a pin-set written as a list is not a client pin-set
+        ("  a: [x]\n", ["inv.yaml:3:6: pinsets.a: expected a mapping, got a list"]),
+        # a bad value beside from: is said once, and the file is not read
+        (
+            "  a:\n    from: {android: android_nsc.xml}\n    platform: windows\n",
+            ["inv.yaml:5:15: pinsets.a.platform: platform beside from: is for okhttp only"],
+        ),
+        ("  a:\n    client: ~\n", ["inv.yaml:4:13: pinsets.a.client: expected a string, got null"]),
+        (
+            "  a:\n    client: okhttp\n    errors: 5\n",
+            ["inv.yaml:5:13: pinsets.a.errors: expected a list, got an integer"],
+        ),
+        # a rule without a host is said, and left out
+        (
+            "  a:\n    client: okhttp\n    rules:\n      - pins: []\n",
+            ["inv.yaml:6:9: pinsets.a.rules[0]: missing required key 'host'"],
+        ),
+        # a bad version stops the pin-set: its rules are not read with some other version
+        (
+            "  a:\n    client: okhttp\n    okhttp_version: ~\n    rules:\n"
+            "      - host: 'example.*'\n",
+            ["inv.yaml:5:21: pinsets.a.okhttp_version: expected an integer, got null"],
+        ),
+    ],
+)
+def test_client_pinset_problems_are_said_once(text: str, expected: list[str]) -> None:
+    assert _problems(text) == expected
+
+
+def test_copy_list_timestamp_naive_is_utc_aware_is_kept() -> None:
+    naive = _copy("    client: chromium\n    list_timestamp: '2024-08-08T12:56:26'\n")
+    assert naive.list_timestamp == datetime(2024, 8, 8, 12, 56, 26, tzinfo=timezone.utc)
+    aware = _copy("    client: chromium\n    list_timestamp: '2024-08-08T14:56:26+02:00'\n")
+    assert aware.list_timestamp is not None
+    assert aware.list_timestamp.utcoffset() is not None
+    assert aware.list_timestamp.isoformat() == "2024-08-08T14:56:26+02:00"
+
+
+def test_copy_okhttp_rules_are_read_with_the_pinsets_version() -> None:
+    """OkHttp 3 has no ``**.``: under version 3 the pattern is a plain name."""
+    three = _copy(
+        "    client: okhttp\n    okhttp_version: 3\n    rules:\n"
+        f"      - host: '**.example.com'\n        pins: ['{X1}']\n"
+    )
+    assert [(r.host, r.mode) for r in three.rules] == [("**.example.com", HostMode.EXACT)]
+    four = _copy(
+        "    client: okhttp\n    okhttp_version: 4\n    rules:\n"
+        f"      - host: '**.example.com'\n        pins: ['{X1}']\n"
+    )
+    assert [(r.host, r.mode) for r in four.rules] == [("example.com", HostMode.ANY_DEPTH)]

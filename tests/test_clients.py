@@ -23,6 +23,7 @@ from scanner.clients import (
     client_findings,
     enforcement_window,
     judge,
+    judge_endpoint,
     select,
 )
 from scanner.clients.failures import failure_formats, hpkp_report, okhttp_failure_message
@@ -33,6 +34,7 @@ from scanner.importers.apple import parse_ats_plist, parse_trustkit_plist
 from scanner.importers.chromium import parse_chromium
 from scanner.importers.hpkp import parse_hpkp_headers
 from scanner.importers.okhttp import parse_okhttp_list
+from scanner.inventory import load_inventory_text
 from scanner.model import (
     ChainReport,
     Client,
@@ -1093,3 +1095,390 @@ def test_android_expiry_at_the_ends_of_time(
     )
     got = verdict(policy, "api.example.com", report_for(world, "api.example.com"))
     assert got.verdict is expected
+
+
+# --- behaviour mutation testing found unasserted (issue 19, docs/mutation.md) -------
+
+
+def test_trustkit_subdomains_of_example_net_do_not_cover_example_com(world: World) -> None:
+    """TrustKit matches subdomains only under the policy domain's own public
+    suffix: ``www.example.com`` ends in ``.example`` once the suffix ``com`` is
+    cut, like ``example.net`` without ``net``, and must still not match."""
+    policy = trustkit(
+        {
+            "example.net": {
+                "TSKIncludeSubdomains": True,
+                "TSKPublicKeyHashes": [b64(world.inter2), b64(world.root2)],
+            }
+        }
+    )
+    other = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert other.verdict is Verdict.NOT_PINNED
+    assert other.detail == "no rule of the policy matches this host"
+    own = verdict(policy, "www.example.net", report_for(world, "www.example.net"))
+    assert own.verdict is Verdict.FAIL_ENFORCED
+
+
+def test_trustkit_the_most_specific_of_nested_rules_wins(world: World) -> None:
+    policy = trustkit(
+        {
+            "example.com": {
+                "TSKIncludeSubdomains": True,
+                "TSKPublicKeyHashes": [b64(world.inter2), b64(world.root2)],
+            },
+            "api.example.com": {
+                "TSKIncludeSubdomains": True,
+                "TSKPublicKeyHashes": [b64(world.root), b64(world.root2)],
+            },
+        }
+    )
+    deep = verdict(policy, "v1.api.example.com", report_for(world, "v1.api.example.com"))
+    assert deep.verdict is Verdict.PASS
+    assert [r.host for r in deep.rules] == ["api.example.com"]
+    assert deep.matched == (world.root.pin,)
+    shallow = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert shallow.verdict is Verdict.FAIL_ENFORCED
+    assert [r.host for r in shallow.rules] == ["example.com"]
+
+
+def test_trustkit_passes_on_an_rsa_2048_path(world: World) -> None:
+    """TrustKit rebuilds the SPKI of RSA 2048/3072/4096 keys; the other
+    TrustKit tests use EC keys only."""
+    pki = world.pki
+    root = pki.root("RSA Root", key_type="rsa2048")
+    inter = pki.intermediate("RSA Intermediate", root, key_type="rsa2048")
+    leaf = pki.leaf("rsa.example.com", inter, key_type="rsa2048")
+    policy = trustkit({"rsa.example.com": {"TSKPublicKeyHashes": [b64(root), b64(world.root2)]}})
+    report = report_for(world, "rsa.example.com", [leaf, inter], [root])
+    got = verdict(policy, "rsa.example.com", report)
+    assert got.verdict is Verdict.PASS
+    assert got.matched == (root.pin,)
+    leaf_pinned = trustkit(
+        {"rsa.example.com": {"TSKPublicKeyHashes": [b64(leaf), b64(world.root2)]}}
+    )
+    got = verdict(leaf_pinned, "rsa.example.com", report)
+    assert got.verdict is Verdict.PASS  # every key on the way down is rebuilt
+    assert got.matched == (leaf.pin,)
+
+
+def _chromium_copy(rules: str, *, stamp: str | None = None) -> ClientPolicy:
+    """A Chromium pin-set as an inventory copy (``client: chromium``), which
+    may leave ``list_timestamp`` out."""
+    head = "version: 1\npinsets:\n  chrome:\n    client: chromium\n"
+    if stamp is not None:
+        head += f"    list_timestamp: '{stamp}'\n"
+    body = textwrap.indent(textwrap.dedent(rules), "      ")
+    inventory = load_inventory_text(head + "    rules:\n" + body, "inv.yaml")
+    return inventory.policies["chrome"]
+
+
+def test_chromium_policy_without_list_timestamp_is_judged(world: World) -> None:
+    good = _chromium_copy(
+        f"""\
+        - host: example.com
+          include_subdomains: true
+          pins: ['{world.root.pin}']
+        """
+    )
+    assert good.list_timestamp is None
+    assert enforcement_window(good, good.rules[0]) == (None, None)
+    report = report_for(world, "www.example.com")
+    assert verdict(good, "www.example.com", report).verdict is Verdict.PASS
+    wrong = _chromium_copy(
+        f"""\
+        - host: example.com
+          include_subdomains: true
+          pins: ['{world.root2.pin}']
+        """
+    )
+    later = NOW + timedelta(days=3650)  # no list age: enforced for ever
+    got = verdict(wrong, "www.example.com", report, now=later)
+    assert got.verdict is Verdict.FAIL_ENFORCED
+    assert got.detail == "no static pin matches the path"
+
+
+def test_chromium_two_lookups_that_agree_are_not_ambiguous(world: World) -> None:
+    """b.login.example.com: the compiled-in list stops at login.example.com
+    (exact), the component list walks on to example.com, whose entry declares
+    no pin-set: both say not pinned, so the verdict is simply NOT_PINNED."""
+    policy = _chromium_copy(
+        f"""\
+        - host: example.com
+          include_subdomains: true
+          pinset: false
+        - host: login.example.com
+          pins: ['{world.root.pin}']
+        """,
+        stamp="2025-12-20T00:00:00Z",
+    )
+    got = verdict(policy, "b.login.example.com", report_for(world, "b.login.example.com"))
+    assert got.verdict is Verdict.NOT_PINNED
+    assert got.alternatives == ()
+    assert got.detail == "the selected rule declares no pin-set"
+
+
+def test_ats_matched_lists_the_ca_identity_hits(world: World) -> None:
+    leaf = world.leaf("example.com")
+    policy = ats(
+        {
+            "example.com": {
+                "NSPinnedCAIdentities": identities(world.root2, world.inter),
+                "NSPinnedLeafIdentities": identities(leaf),
+            }
+        }
+    )
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.matched == (leaf.pin, world.inter.pin)
+    ca_only = ats({"example.com": {"NSPinnedCAIdentities": identities(world.root, world.root2)}})
+    got = verdict(ca_only, "example.com", report_for(world, "example.com"))
+    assert got.matched == (world.root.pin,)
+
+
+def test_trustkit_ios_compares_the_host_exactly_as_given(world: World) -> None:
+    policy = trustkit({"example.com": {"TSKPublicKeyHashes": [b64(world.root), b64(world.root2)]}})
+    got = verdict(policy, "Example.com", report_for(world, "example.com", name="Example.com"))
+    assert got.verdict is Verdict.NOT_PINNED
+    assert got.host == "Example.com"
+    assert got.notes == (
+        "TrustKit policy 'example.com' does not apply to 'Example.com': TrustKit looks "
+        "domains up case-sensitively",
+    )
+
+
+def test_trailing_dots_each_client_its_own_way(world: World) -> None:
+    """HPKP and Chromium drop every trailing dot, Android NSC one (it strips the
+    dot of an absolute name, then compares), after IDNA lower-casing."""
+    browser = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; {both(world.root, world.root2)}
+        """)
+    android = nsc(
+        f"<domain-config><domain>example.com</domain>{pin_set(world.root)}</domain-config>"
+    )
+    assert canonical_host(browser, "Example.COM..") == "example.com"
+    assert canonical_host(android, "Example.COM.") == "example.com"
+    assert canonical_host(android, "example.com..") == "example.com."
+
+
+def test_okhttp_3_exact_and_wildcard_patterns(world: World) -> None:
+    """OkHttp 3 matches ``*.`` patterns on what follows the host's first dot,
+    exact patterns on the whole host (the version-4 tests do not reach it)."""
+    policy = parse_okhttp_list(
+        f"example.com: {p(world.root)}\n*.example.org: {p(world.root)}\n".encode(),
+        "pins.txt",
+        name="app",
+        version=3,
+    )
+    assert verdict(policy, "example.com", report_for(world, "example.com")).verdict is (
+        Verdict.PASS
+    )
+    assert verdict(policy, "www.example.com", report_for(world, "www.example.com")).verdict is (
+        Verdict.NOT_PINNED
+    )
+    assert verdict(policy, "a.example.org", report_for(world, "a.example.org")).verdict is (
+        Verdict.PASS
+    )
+
+
+def test_hpkp_a_later_header_that_deletes_unpins_the_subdomains(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; includeSubDomains; {both(world.inter2, world.root)}
+        https://example.com/
+        Public-Key-Pins: max-age=0; {both(world.inter2, world.root)}
+        """)
+    got = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert got.verdict is Verdict.NOT_PINNED
+    assert got.detail == "no rule of the policy matches this host"
+
+
+def test_hpkp_a_report_only_header_leaves_the_noted_pins_alone(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; includeSubDomains; {both(world.inter2, world.root)}
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.inter2, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.matched == (world.root.pin,)
+
+
+def test_hpkp_the_last_report_only_header_for_a_host_counts(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.inter, world.root)}; report-uri="https://r.x/"
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.inter2, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.FAIL_REPORT_ONLY
+
+
+def test_a_generic_client_pinset_applies_to_its_exact_hosts_only(world: World) -> None:
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  plain:\n    client: generic\n    rules:\n"
+        f"      - host: example.com\n        pins: ['{world.root.pin}']\n",
+        "inv.yaml",
+    )
+    policy = inventory.policies["plain"]
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert (got.verdict, [r.host for r in got.rules]) == (Verdict.PASS, ["example.com"])
+    other = verdict(policy, "www.example.com", report_for(world, "www.example.com"))
+    assert other.verdict is Verdict.NOT_PINNED
+
+
+def test_trustkit_a_later_rule_for_the_same_domain_replaces_the_earlier(world: World) -> None:
+    """In an inventory copy two rules may name one domain; TrustKit reads a
+    dictionary, where the later key wins."""
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  tk:\n    client: trustkit\n    rules:\n"
+        f"      - host: example.com\n        pins: ['{world.inter2.pin}', '{world.root2.pin}']\n"
+        f"      - host: example.com\n        pins: ['{world.root.pin}', '{world.root2.pin}']\n",
+        "inv.yaml",
+    )
+    got = verdict(inventory.policies["tk"], "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.pins == (world.root.pin, world.root2.pin)
+
+
+def test_an_okhttp_pinset_never_expires_whatever_its_platform(world: World) -> None:
+    """``expires`` in an OkHttp copy means nothing to OkHttp, on Android too
+    (the Android device window is for NSC and TrustKit-Android)."""
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  app:\n    client: okhttp\n    platform: android\n    rules:\n"
+        f"      - host: example.com\n        expires: 2025-06-01\n"
+        f"        pins: ['{world.root2.pin}']\n",
+        "inv.yaml",
+    )
+    policy = inventory.policies["app"]
+    assert enforcement_window(policy, policy.rules[0]) == (None, None)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.FAIL_ENFORCED
+    assert got.detail == "no pin matches the path"
+
+
+def test_enforce_false_is_trustkits_alone(world: World) -> None:
+    """Only TrustKit reports without blocking; another client's rule copied
+    with ``enforce: false`` still fails the connection."""
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  app:\n    client: android\n    rules:\n"
+        f"      - host: example.com\n        enforce: false\n"
+        f"        pins: ['{world.root2.pin}']\n",
+        "inv.yaml",
+    )
+    got = verdict(inventory.policies["app"], "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.FAIL_ENFORCED
+
+
+def test_hpkp_report_only_max_age_zero_deletes_nothing(world: World) -> None:
+    """max-age=0 deletes noted pins only in Public-Key-Pins; a report-only
+    header is never noted, so its max-age=0 changes nothing."""
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins: max-age=5184000; {both(world.inter2, world.root)}
+        https://example.com/
+        Public-Key-Pins-Report-Only: max-age=0; {both(world.root, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert got.verdict is Verdict.PASS
+    assert got.detail == f"{world.root.pin} is on the path; noted"
+
+
+def test_hpkp_report_only_pins_that_match_pass(world: World) -> None:
+    policy = hpkp(f"""
+        https://example.com/
+        Public-Key-Pins-Report-Only: {both(world.root, world.root2)}; report-uri="https://r.x/"
+        """)
+    got = verdict(policy, "example.com", report_for(world, "example.com"))
+    assert (got.verdict, got.detail) == (Verdict.PASS, "the report-only pins match")
+    assert got.matched == (world.root.pin,)
+
+
+def test_trustkit_android_checks_pins_the_platform_way(world: World) -> None:
+    """TrustKit-Android leaves the chain to Android's pin check: a P-521 key
+    above the pin does not block as it does on iOS (edge 34)."""
+    big_root = world.pki.root("P-521 Root (android)", key_type="ec521")
+    inter = world.pki.intermediate("P-256 Intermediate (android)", big_root)
+    leaf = world.pki.leaf("example.com", inter)
+    xml = (
+        "<network-security-config><domain-config><domain>example.com</domain>"
+        f'{pin_set(inter, world.root2)}<trustkit-config enforcePinning="true"/>'
+        "</domain-config></network-security-config>"
+    ).encode()
+    policy = parse_trustkit_android(xml, "nsc.xml", name="tk")
+    report = report_for(world, "example.com", [leaf, inter], [big_root])
+    got = verdict(policy, "example.com", report)
+    assert (got.verdict, got.matched) == (Verdict.PASS, (inter.pin,))
+
+
+def test_judge_takes_a_chain_as_valid_unless_told(world: World) -> None:
+    policy = okhttp(f"example.com: {p(world.root)}")
+    report = report_for(world, "example.com")
+    assert judge(policy, "example.com", report_paths(report), NOW).verdict is Verdict.PASS
+
+
+def test_judge_endpoint_without_jvm_chains(world: World) -> None:
+    policy = okhttp(f"example.com: {p(world.root)}")
+    endpoint = Endpoint("e", "example.com", 443, "example.com", None, client_policies=(policy,))
+    got = judge_endpoint(endpoint, [policy], report_for(world, "example.com"), NOW)
+    assert [v.verdict for v in got] == [Verdict.PASS]
+
+
+def _generic(pin: Pin) -> ClientPolicy:
+    inventory = load_inventory_text(
+        "version: 1\npinsets:\n  plain:\n    client: generic\n    rules:\n"
+        f"      - host: lobste.rs\n        pins: ['{pin}']\n",
+        "inv.yaml",
+    )
+    return inventory.policies["plain"]
+
+
+_ANDROID_CHOICE = "the Android platform's verifier builds the chain, which path is not fixed"
+_APPLE_CHOICE = "Apple's trust evaluation builds the chain, which path is not fixed"
+_BROWSER_CHOICE = "the browser's verifier builds the chain; it differs by platform and version"
+
+
+@pytest.mark.parametrize(
+    ("client", "choice"),
+    [
+        ("android", _ANDROID_CHOICE),
+        ("trustkit-android", _ANDROID_CHOICE),
+        ("trustkit", _APPLE_CHOICE),
+        ("ios", _APPLE_CHOICE),
+        ("chromium", _BROWSER_CHOICE),
+        ("generic", "which path a verifier builds is not fixed"),
+    ],
+)
+def test_a_path_dependent_verdict_says_who_picks_the_path(
+    gen_y: _Gen, client: str, choice: str
+) -> None:
+    g = gen_y
+    report, extra = _paths([g.leaf, g.ye1, g.ye_by_x2, g.x2_by_x1], [g.x1, g.x2])
+    # x1 is on one of the two paths; the backup pin on neither
+    domain = f"<domain>lobste.rs</domain>{pin_set(g.x1, ZERO.b64)}"
+    policies = {
+        "android": lambda: nsc(f"<domain-config>{domain}</domain-config>"),
+        "trustkit-android": lambda: parse_trustkit_android(
+            f"<network-security-config><domain-config>{domain}"
+            '<trustkit-config enforcePinning="true"/></domain-config>'
+            "</network-security-config>".encode(),
+            "nsc.xml",
+            name="tk",
+        ),
+        "trustkit": lambda: trustkit({"lobste.rs": {"TSKPublicKeyHashes": [b64(g.x1), ZERO.b64]}}),
+        "ios": lambda: ats({"lobste.rs": {"NSPinnedCAIdentities": identities(g.x1)}}),
+        "chromium": lambda: chromium(
+            '{"name": "lobste.rs", "pins": "x"}',
+            '{"name": "x", "static_spki_hashes": ["X1"]}',
+            {"X1": g.x1.pin},
+            1767225600,
+        ),
+        "generic": lambda: _generic(g.x1.pin),
+    }
+    got = verdict(policies[client](), "lobste.rs", report, extra=extra)
+    assert got.verdict is Verdict.PATH_DEPENDENT
+    assert got.detail.startswith(
+        f"the verdict depends on the path the verifier builds ({choice}): "
+    )

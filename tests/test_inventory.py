@@ -691,6 +691,20 @@ def test_no_sni_keeps_the_plain_default_name() -> None:
     assert (inv.endpoints[0].name, inv.endpoints[0].sni) == ("a.example:443", None)
 
 
+# 253 characters is the longest DNS name (RFC 1035 §2.3.4, as written without the root dot)
+_NAME_253 = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+_NAME_254 = _NAME_253 + "e"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [_NAME_253, _NAME_253 + ".", "10.1.example", "example.com.", "a_b.example", "::1", "10.0.0.5"],
+)
+def test_good_hosts(host: str) -> None:
+    inventory = load_inventory_text(f"version: 1\nendpoints:\n  - host: '{host}'\n", "inv.yaml")
+    assert len(inventory.endpoints) == 1  # no problem raised
+
+
 @pytest.mark.parametrize(
     ("host", "message"),
     [
@@ -718,6 +732,11 @@ def test_no_sni_keeps_the_plain_default_name() -> None:
         ("1::2::3", "invalid IP address '1::2::3'"),
         ("bücher.de", "host 'bücher.de' is not ASCII: write it as 'xn--bcher-kva.de'"),
         ("ü" * 70 + ".de", f"host '{'ü' * 70}.de' is not a valid host name"),
+        (":443", "invalid IP address ':443'"),
+        ("example.com:https", "invalid IP address 'example.com:https'"),
+        ("a.b-.", "host 'a.b-.' is not a valid host name"),  # one dot stripped, not two
+        ("example.10", "invalid IP address 'example.10'"),
+        (_NAME_254, f"host '{_NAME_254}' is not a valid host name"),
     ],
 )
 def test_bad_hosts(host: str, message: str) -> None:
@@ -1042,6 +1061,38 @@ def test_unsupported_tags(value: str, tag: str) -> None:
     ]
 
 
+def test_each_mistake_is_reported_once_and_nothing_follows_from_it() -> None:
+    """A bad host leaves the endpoint without a name (no duplicate-name report
+    for two of them), a bad sni is one problem, a broken pin-set referenced by
+    an endpoint is not also unknown (found by mutation testing, issue 19)."""
+    assert problems(
+        "version: 1\n"
+        "pinsets:\n  p: {pins: [sha256/AAAA]}\n"
+        "endpoints:\n"
+        "  - host: 'a..example'\n"
+        "  - host: 'a..example'\n"
+        "  - {host: b.example, sni: true}\n"
+        "  - {host: c.example, pinset: p}\n"
+    ) == [
+        "inv.yaml:3:14: pinsets.p.pins[0]: invalid pin 'sha256/AAAA': a sha256 digest is 32 "
+        "bytes, this decodes to 3",
+        "inv.yaml:5:11: endpoints[0].host: host 'a..example' is not a valid host name",
+        "inv.yaml:6:11: endpoints[1].host: host 'a..example' is not a valid host name",
+        "inv.yaml:7:28: endpoints[2].sni: sni must be a host name, or false for no SNI; got true",
+    ]
+
+
+def test_a_mapping_with_an_unsupported_tag_is_reported_once_not_read() -> None:
+    """The tag is the problem; what the tagged mapping holds is not read (its
+    unknown key is not reported as well), as a mapping or as a merge source."""
+    assert problems("version: 1\nendpoints:\n  - !custom {host: a.example, bogus: 1}\n") == [
+        "inv.yaml:3:5: endpoints[0]: unsupported YAML tag '!custom'"
+    ]
+    assert problems(
+        "version: 1\nendpoints:\n  - host: a.example\n    <<: !custom {bogus: 1}\n"
+    ) == ["inv.yaml:4:9: endpoints[0].<<: unsupported YAML tag '!custom'"]
+
+
 @pytest.mark.parametrize(
     ("text", "where", "pyyaml", "libyaml"),
     [
@@ -1364,6 +1415,66 @@ def test_duplicates_across_files_name_the_first_location(tmp_path: Path) -> None
         f"{team}:2:3: pinsets.letsencrypt: pinset 'letsencrypt' is already defined at {root}:4:3",
         f"{team}:5:5: endpoints[1]: duplicate endpoint name 'api.example.com:443' "
         f"(first defined at {root}:6:5)",
+    ]
+
+
+def test_a_client_pinset_named_like_a_plain_pinset_of_another_file_is_already_defined(
+    tmp_path: Path,
+) -> None:
+    """Plain and client pin-sets share one namespace across files (found by
+    mutation testing, issue 19: nothing asserted it for client pin-sets)."""
+    write(
+        tmp_path / "team.yaml",
+        f"""\
+        pinsets:
+          corp: {{pins: [{X2}]}}
+        """,
+    )
+    root = write(
+        tmp_path / "root.yaml",
+        f"""\
+        version: 1
+        include: [team.yaml]
+        pinsets:
+          corp:
+            client: okhttp
+            rules:
+              - host: api.example.com
+                pins: [{X1}]
+        endpoints:
+          - host: api.example.com
+            pinset: corp
+        """,
+    )
+    team = tmp_path / "team.yaml"
+    assert file_problems(root) == [
+        f"{team}:2:3: pinsets.corp: pinset 'corp' is already defined at {root}:4:3",
+    ]
+    write(
+        tmp_path / "team.yaml",
+        f"""\
+        pinsets:
+          corp:
+            client: okhttp
+            rules:
+              - host: api.example.com
+                pins: [{X2}]
+        """,
+    )
+    write(
+        root,
+        f"""\
+        version: 1
+        include: [team.yaml]
+        pinsets:
+          corp: {{pins: [{X1}]}}
+        endpoints:
+          - host: api.example.com
+            pinset: corp
+        """,
+    )
+    assert file_problems(root) == [
+        f"{team}:2:3: pinsets.corp: pinset 'corp' is already defined at {root}:4:3",
     ]
 
 

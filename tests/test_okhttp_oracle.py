@@ -419,6 +419,10 @@ _TRICKY_NAMES = [
     [_A(NameOID.COMMON_NAME, "trail ")],
     [_A(NameOID.COMMON_NAME, "two  spaces")],
     [_A(NameOID.COMMON_NAME, '"quoted"')],
+    # a quote at one end only, and a lone quote (mutation testing, issue 19)
+    [_A(NameOID.COMMON_NAME, '"half')],
+    [_A(NameOID.COMMON_NAME, 'half"')],
+    [_A(NameOID.COMMON_NAME, '"')],
     [_A(NameOID.COMMON_NAME, "a@b_c&d*e, @f")],
     [_A(NameOID.LOCALITY_NAME, "Zürich"), _A(NameOID.COMMON_NAME, "東京")],
     [_A(NameOID.COMMON_NAME, "line\nbreak")],

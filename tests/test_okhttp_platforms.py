@@ -10,7 +10,7 @@ built here and analysed by pinaudit's own chain code.
 from __future__ import annotations
 
 import io
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 from scanner.chain import analyze_chain
 from scanner.cli import main
 from scanner.clients import assess_clients, canonical_host
+from scanner.clients.okhttp_jvm import clean_chain
 from scanner.errors import InventoryError
 from scanner.fleet.pki import PKI, Issued
 from scanner.hostnames import PatternError, parse_okhttp_pattern
@@ -245,7 +246,12 @@ def test_jvm_goes_past_a_trusted_intermediate_to_the_served_root(tmp_path: Path)
         _pinning(tmp_path, pins, "    platform: jvm\n"), "api.example.com", served, [inter]
     )
     assert (android.verdict, jvm.verdict) == (Verdict.FAIL_ENFORCED, Verdict.PASS)
-    assert "it differs from the validated path" in jvm.detail
+    org = "O=pinaudit test PKI"
+    assert jvm.detail == (
+        f"{root.pin} is on the path (the chain OkHttp's cleaner builds on a JVM); it differs "
+        f"from the validated path: {org},CN=api.example.com → {org},CN=Issuing CA → "
+        f"{org},CN=Root A instead of {org},CN=api.example.com → {org},CN=Issuing CA"
+    )
 
 
 @pytest.mark.parametrize(("version", "verdict"), [(4, "fail_enforced"), (5, "pass")])
@@ -361,3 +367,19 @@ def test_import_reads_the_file_as_the_okhttp_version_given(tmp_path: Path) -> No
     assert (copy.okhttp_platform, copy.okhttp_major) == (Platform.JVM, 3)
     status, _, err = _run("import", "android", str(source), "--platform", "jvm")
     assert status == 2 and "--platform is for the okhttp kind only" in err
+
+
+# --- found unasserted by mutation testing (issue 19, docs/mutation.md) -----------------
+
+
+def test_okhttp_5_on_a_jvm_trusts_a_self_signed_leaf_without_basic_constraints() -> None:
+    """An internal service with a self-signed certificate, trusted as itself
+    (no BasicConstraints, as such certificates often are): OkHttp 5's
+    constraint check does not apply to the trusted certificate itself."""
+    pki = PKI(NOW)
+    leaf = pki.issue("internal.example", dns=("internal.example",), basic_constraints=False)
+    chain = clean_chain([leaf.der], [leaf.cert], check_constraints=True)
+    assert chain.error is None
+    assert [c.subject for c in chain.certs] == ["O=pinaudit test PKI, CN=internal.example"]
+    with pytest.raises(FrozenInstanceError):
+        chain.certs[0].subject = "x"  # type: ignore[misc]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -265,3 +266,69 @@ def test_no_budget_finding_when_the_search_completes(world: World) -> None:
     search = search_paths(served(world.leaf, world.inter), store(world.root), NOW)
     assert (search.exhausted, search.signature_checks, search.steps) == (None, 2, 2)
     assert path_budget_finding(search.exhausted, 2) is None
+
+
+# --- found unasserted by mutation testing (issue 19, docs/mutation.md) -----------------
+
+
+def test_the_bounds_are_the_ones_docs_hostile_input_states() -> None:
+    """The table in docs/hostile-input.md is what users read about the
+    search's limits: it must say what the code does."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "hostile-input.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in text.splitlines()
+        if line.startswith("| ") and line.count("|") >= 4
+    }
+    assert rows["distinct signature checks"].startswith(f"{MAX_SIGNATURE_CHECKS} per search")
+    assert rows["search steps"].startswith(f"{MAX_STEPS:,} per search".replace(",", " "))
+    assert rows["depth"].startswith(f"{MAX_DEPTH} certificates below the anchor")
+    assert rows["paths"] == str(MAX_PATHS)
+
+
+def test_a_self_issued_ca_does_not_count_against_path_length(world: World) -> None:
+    """RFC 5280 §4.2.1.9: a key-rollover certificate (self-issued: same name,
+    new key) below a CA with pathLenConstraint 0 does not use up the length."""
+    pki = world.pki
+    ca = pki.intermediate("Zero CA", world.root, path_length=0)
+    rolled = pki.issue("", subject=ca.cert.subject, issuer=ca, ca=True)  # same name, new key
+    leaf = pki.leaf(HOST, rolled)
+    paths = candidate_paths(served(leaf, rolled, ca), store(world.root), NOW)
+    assert names(paths) == [[HOST, "Zero CA", "Zero CA", "Paths Root"]]
+
+
+def test_a_trusted_intermediate_is_not_listed_twice_on_a_path(world: World) -> None:
+    """The store holds an intermediate (not self-issued); the server sends it
+    and the root's key cross-signed by it (a served loop): the anchor is
+    reached at once, and never again at the end of the loop."""
+    pki = world.pki
+    inter = pki.intermediate("Loop CA", world.root, path_length=None)
+    looped = pki.cross_sign(world.root, inter)  # the root's name and key, signed by Loop CA
+    leaf = pki.leaf(HOST, inter)
+    paths = candidate_paths(served(leaf, inter, looped), store(inter), NOW)
+    assert names(paths) == [[HOST, "Loop CA"]]
+
+
+def test_a_served_anchor_costs_no_extra_step(world: World) -> None:
+    search = search_paths(served(world.leaf, world.inter, world.root), store(world.root), NOW)
+    assert names(search.paths) == [[HOST, "Paths CA", "Paths Root"]]
+    assert (search.exhausted, search.signature_checks, search.steps) == (None, 2, 2)
+
+
+def test_nothing_served_gives_no_path(world: World) -> None:
+    assert search_paths([], store(world.root), NOW) == search_paths(
+        [b"garbage"], store(world.root), NOW
+    )
+    assert search_paths([], store(world.root), NOW).paths == ()
+
+
+def test_an_expired_extra_certificate_does_not_stop_the_search(world: World) -> None:
+    old = world.pki.intermediate("Old CA", world.root, days_after=-1)
+    paths = candidate_paths(served(world.leaf, world.inter, old), store(world.root), NOW)
+    assert names(paths) == [[HOST, "Paths CA", "Paths Root"]]
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+def test_a_path_limit_of_0_or_1(world: World, limit: int) -> None:
+    found = candidate_paths(served(world.leaf, world.inter), store(world.root), NOW, limit=limit)
+    assert len(found) == limit

@@ -20,12 +20,14 @@ from scanner.fleet.pki import PKI, Issued
 from scanner.model import HashAlg, Pin, PinFormat
 from scanner.pins import (
     format_pin,
+    okio_base64,
     parse_digest_name,
     parse_pin,
     pin_of_certificate,
     pins_of_spki,
     spki_der,
     spki_der_from_tbs,
+    unpadded_base64,
 )
 from scanner.trust import load_certificate, split_pem
 
@@ -198,6 +200,10 @@ def test_spki_from_a_v1_tbs_without_version_field(roots: dict[str, Issued]) -> N
         (b"\x30\x05\x02\x01", "truncated DER"),
         (b"\x30\x80", "bad DER length"),
         (b"\x30\x85\x00\x00\x00\x00\x01", "bad DER length"),
+        # a four-byte length is read (then the TBS is found short)
+        (b"\x30\x84\x00\x00\x00\x02\x05\x00", "truncated DER"),
+        # five INTEGERs, and a SEQUENCE after the TBS's own end: not its SPKI
+        (bytes([0x30, 15]) + b"\x02\x01\x01" * 5 + b"\x30\x00", "SubjectPublicKeyInfo not found"),
         # a v1 TBS of five INTEGERs: the sixth field, the SPKI, is missing
         (_sequence(b"\x02\x01\x01" * 5), "truncated DER"),
         # the sixth field is an INTEGER, not a SubjectPublicKeyInfo SEQUENCE
@@ -445,3 +451,40 @@ def test_format_default_and_str_are_okhttp() -> None:
 
 def test_every_format_is_covered() -> None:
     assert {f.value for f in PinFormat} == {"okhttp", "hpkp", "android", "plain", "hex"}
+
+
+def test_a_64_character_body_that_is_not_hex_gets_no_hex_hint() -> None:
+    with pytest.raises(PinError) as err:
+        parse_pin("sha256/" + "Z" * 64)
+    assert str(err.value).endswith("a sha256 digest is 32 bytes, this decodes to 48")
+
+
+@pytest.mark.parametrize(
+    ("text", "decoded"),
+    [
+        ("QUJD", b"ABC"),
+        ("QUI", b"AB"),
+        ("QUI=", b"AB"),
+        ("QQ==", b"A"),
+        ("QUJDR", None),  # a dangling sixth bit group
+        ("QU!D", None),
+        ("QU-D", None),  # the URL-safe alphabet is okio's, not this decoder's
+    ],
+)
+def test_unpadded_base64(text: str, decoded: bytes | None) -> None:
+    assert unpadded_base64(text) == decoded
+
+
+@pytest.mark.parametrize(
+    ("text", "decoded"),
+    [
+        ("QU\nJD", b"ABC"),
+        (" QUJD\t", b"ABC"),
+        ("-_8", b"\xfb\xff"),
+        ("+/8=", b"\xfb\xff"),
+        ("QU*D", None),
+        ("QUJDR", None),
+    ],
+)
+def test_okio_base64_is_lenient_like_okio(text: str, decoded: bytes | None) -> None:
+    assert okio_base64(text) == decoded

@@ -5,6 +5,7 @@ judged from chains of a generated PKI, as the engine would."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -634,3 +635,60 @@ def test_families_without_samples_are_left_out() -> None:
 
 def test_history_defaults_are_empty() -> None:
     assert History().addresses == {} and History().divergence == {}
+
+
+# --- found unasserted by mutation testing (issue 19, docs/mutation.md) ---------------
+
+
+def test_an_address_that_never_resolved_is_the_empty_address(fx: Fixture) -> None:
+    ep = endpoint("nodns", all_addresses=True)
+    result = judge(ep, fx.store, ProbeFailure(ProbeErrorKind.DNS, "no such host"))
+    exposition, _ = scan_exposition(record(result))
+    up = {
+        (dict(labels)["endpoint"], dict(labels)["address"]): value
+        for _, labels, value in samples(exposition, "pinaudit_endpoint_up")
+    }
+    assert up == {("nodns", ""): 0}
+
+
+def test_rotation_ready_is_0_for_a_rotation_that_would_break(fx: Fixture) -> None:
+    leaf = fx.leaf("leafonly.test")
+    result = judge(
+        endpoint("leafonly", Pinset("p", (leaf.pin, fx.backup_root.pin))),
+        fx.store,
+        observed("192.0.2.1", leaf, fx.inter),
+    )
+    exposition, _ = scan_exposition(record(result))
+    ready = {
+        dict(labels)["kind"]: value
+        for _, labels, value in samples(exposition, "pinaudit_rotation_ready")
+    }
+    assert ready["leaf_renewal"] == 0.0  # a new leaf key is pinned nowhere
+
+
+def test_a_successful_reload_is_1_and_is_the_last_success() -> None:
+    """A reload that succeeded, with no earlier success remembered, is itself
+    the last successful reload."""
+    at = NOW + timedelta(minutes=1)
+    unknown = frozenset(
+        {("version", "9.9.9"), ("revision", "unknown"), ("python_version", "unknown")}
+    )
+    assert process_exposition("9.9.9", ReloadState(True, at)).samples() == {
+        ("pinaudit_build_info", unknown, 1.0),
+        ("pinaudit_inventory_reload_success", frozenset(), 1.0),
+        ("pinaudit_inventory_reload_timestamp_seconds", frozenset(), ts(at)),
+        ("pinaudit_config_last_reload_successful", frozenset(), 1.0),
+        ("pinaudit_config_last_reload_success_timestamp_seconds", frozenset(), ts(at)),
+    }
+
+
+def test_the_exposition_and_its_history_are_values(fx: Fixture) -> None:
+    """The exporter hands one scan's exposition and history to the next: they
+    must not change under it."""
+    result = judge(endpoint("v"), fx.store, observed("192.0.2.1", fx.leaf("v.test"), fx.inter))
+    scan = record(result)
+    exposition, history = scan_exposition(scan)
+    kept = next(iter(next(iter(history.addresses.values())).values()))
+    for value, attribute in ((exposition, "families"), (scan, "results"), (kept, "read_at")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, attribute, None)

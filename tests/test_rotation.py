@@ -3,6 +3,7 @@ readiness; drift since the previous scan (--state)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import replace
@@ -21,7 +22,7 @@ from scanner.fleet.pki import PKI, Issued
 from scanner.fleet.scenarios import build_fleet
 from scanner.fleet.server import Credential, FleetProcess, Site, TlsConfig, write_config
 from scanner.model import HashAlg, Pin, Pinset
-from scanner.rotation import readiness
+from scanner.rotation import Rotation, readiness
 from scanner.state import load_state, loads
 from scanner.trust import store_from_pem
 
@@ -70,6 +71,7 @@ def pem_file(tmp_path: Path, name: str, *certs: Issued) -> str:
 
 
 UNKNOWN = Pin(HashAlg.SHA256, b"\x07" * 32)
+OFFLINE = Pin(HashAlg.SHA256, b"\x0b" * 32)  # an offline backup key's pin
 
 
 # --- preflight --------------------------------------------------------------
@@ -210,6 +212,9 @@ def _report(ca: CA, *served: Issued) -> object:
         ("leaf unknown", True, False),  # the unknown pin may be the next leaf key
         ("leaf", False, False),
         ("inter_a root_a", True, False),
+        # no pin matches the path served today: pinned clients fail already, so
+        # no rotation is "ready" (mutation testing, issue 19)
+        ("unknown root_b", False, False),
     ],
 )
 def test_readiness(ca: CA, pins: str, leaf_ready: bool, ca_ready: bool) -> None:
@@ -225,6 +230,52 @@ def test_readiness(ca: CA, pins: str, leaf_ready: bool, ca_ready: bool) -> None:
     result = readiness(pinset, _report(ca, ca.leaf, ca.inter_a), store.known_keys)  # type: ignore[arg-type]
     assert result is not None
     assert (result.leaf_renewal, result.ca_switch) == (leaf_ready, ca_ready)
+
+
+def test_each_rotation_is_answered_by_its_own_readiness(ca: CA) -> None:
+    """Pinning the leaf and Root B: a CA switch to B is ready, a leaf renewal
+    is not; ``ready()`` (what the metric's ``kind`` label reads) must not mix
+    them up. The result is a value: it cannot be changed after the fact.
+    Found unasserted by mutation testing (issue 19)."""
+    pinset = Pinset("app", (ca.leaf.pin, ca.root_b.pin))
+    store = store_from_pem(ca.root_a.pem + ca.root_b.pem, "t")
+    result = readiness(pinset, _report(ca, ca.leaf, ca.inter_a), store.known_keys)  # type: ignore[arg-type]
+    assert result is not None
+    assert result.ready(Rotation.LEAF_RENEWAL) is False
+    assert result.ready(Rotation.CA_SWITCH) is True
+    assert result.ca_switch_reason == f"backup pin {ca.root_b.pin} names {ca.root_b.subject}"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.ca_switch = False  # type: ignore[misc]
+
+
+def test_a_renewal_onto_a_spare_key_names_the_kind_of_the_key_it_names(ca: CA) -> None:
+    """Two spare keys pinned beside the leaf: an offline backup key declared in
+    the inventory first, then a pin of a key no certificate has. The reason
+    names the first, so it must call that one an offline backup key. Found
+    unasserted by mutation testing (issue 19)."""
+    offline = Pinset("app", (ca.leaf.pin, OFFLINE, UNKNOWN), offline=frozenset({OFFLINE}))
+    store = store_from_pem(ca.root_a.pem + ca.root_b.pem, "t")
+    result = readiness(offline, _report(ca, ca.leaf, ca.inter_a), store.known_keys)  # type: ignore[arg-type]
+    assert result is not None
+    assert result.leaf_renewal_reason == (
+        f"only if the new leaf uses the offline backup key {OFFLINE}"
+    )
+    assert result.ca_switch_reason == f"backup pin {OFFLINE} names no known CA key"
+
+
+def test_no_readiness_without_pins_or_without_a_path(ca: CA) -> None:
+    """An empty pin-set pins nothing; an unreachable endpoint, or a chain that
+    builds no path (here the issuing CA is not sent), shows nothing a rotation
+    could break: no readiness at all (no ``pinaudit_rotation_ready`` sample),
+    rather than "not ready". Found unasserted by mutation testing (issue 19)."""
+    store = store_from_pem(ca.root_a.pem + ca.root_b.pem, "t")
+    untrusted = _report(ca, ca.leaf)
+    assert untrusted.path == ()  # type: ignore[attr-defined]
+    assert readiness(Pinset("app", (ca.leaf.pin,)), untrusted, store.known_keys) is None  # type: ignore[arg-type]
+    served = _report(ca, ca.leaf, ca.inter_a)
+    assert readiness(Pinset("app", ()), served, store.known_keys) is None  # type: ignore[arg-type]
+    # an endpoint that did not answer has no chain report at all
+    assert readiness(Pinset("app", (ca.leaf.pin,)), None, store.known_keys) is None
 
 
 # --- drift since the previous scan --------------------------------------------------

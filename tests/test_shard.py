@@ -5,6 +5,7 @@ separate groups, and the exporter scans its shard."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scanner.cli import main
 from scanner.fleet.scenarios import Fleet, build_fleet
 from scanner.fleet.server import FleetProcess, write_config
-from scanner.shard import MAX_SHARDS, Shard, shard_of
+from scanner.shard import MAX_SHARDS, Shard, shard_of, weight
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(timezone.utc)
@@ -108,6 +109,22 @@ def test_the_assignment_never_changes_between_processes_or_releases() -> None:
             env={**os.environ, "PYTHONHASHSEED": seed},
         )
         assert json.loads(done.stdout) == [shard_of(n, 7) for n in NAMES[:300]]
+
+
+def test_the_weight_is_the_first_64_bits_of_sha256() -> None:
+    """Other tools may compute the split themselves (a deploy script that
+    checks a pod's share): the weight is a documented value, frozen here."""
+    assert weight(0, "api.example.com:443") == 1066332935459760239
+    assert weight(3, "bücher.example:443") == 10741976272551496685
+    assert weight(255, "") == 3127759030303037755
+    assert all(weight(s, "x") < 2**64 for s in range(256))
+
+
+def test_a_shard_is_a_value() -> None:
+    shard = Shard.parse("1/4")
+    assert shard == Shard(1, 4) and {shard: "pod-1"}[Shard(1, 4)] == "pod-1"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shard.index = 2  # type: ignore[misc]
 
 
 def test_shard_parsing() -> None:

@@ -287,6 +287,24 @@ def test_rotation_is_not_ready_while_some_paths_fail_already(xs: CrossSigned) ->
     assert result.rotation.leaf_renewal_reason.startswith(
         "pins match only 1 of the 2 paths clients build"
     )
+    # nor is a switch to the backup CA (mutation testing, issue 19)
+    assert result.rotation.ca_switch is False
+    assert result.rotation.ca_switch_reason == result.rotation.leaf_renewal_reason
+
+
+def test_a_renewal_is_ready_when_every_path_carries_a_ca_pin_and_says_the_first(
+    xs: CrossSigned,
+) -> None:
+    """Root A pinned for the path through A, Root B for the cross-sign's path:
+    a leaf renewal keeps both; the reason names the first path's CA pin, the
+    one the JSON report shows first. Found unasserted by mutation testing
+    (issue 19)."""
+    result = judge(endpoint("app", [xs.root_a.pin, xs.root_b.pin]), xs.served, xs.store)
+    assert result.rotation is not None
+    assert result.rotation.leaf_renewal is True
+    assert result.rotation.leaf_renewal_reason == (
+        f"{xs.root_a.pin} pins O=pinaudit test PKI,CN=Root A, which a renewal keeps"
+    )
 
 
 def test_a_cross_sign_mesh_under_a_plain_pin_set_stops_at_the_budget() -> None:
@@ -311,3 +329,72 @@ def test_a_cross_sign_mesh_under_a_plain_pin_set_stops_at_the_budget() -> None:
     assert keys(result.findings) == BY_NAME["crossmesh"].expected
     assert [f.check.value for f in result.findings].count("path_budget_exceeded") == 1
     assert [p.passes for p in result.primary.pin_paths] == [True]  # type: ignore[union-attr]
+
+
+def test_a_client_pin_set_pinning_only_a_leaf_due_for_renewal_is_one_finding(
+    xs: CrossSigned,
+) -> None:
+    """The endpoint has no plain pin-set, so its own audit says the leaf expires
+    in 20 days; the app's OkHttp pin-set pins only that leaf's key (and a CA
+    that does not issue it). The user gets the one escalated rotation risk,
+    not the expiry a second time beside it. Found unasserted by mutation
+    testing (issue 19: the fold across the endpoint's and the clients' audits)."""
+    from scanner.importers.okhttp import parse_okhttp_list
+
+    pki = PKI(NOW)
+    root = pki.root("Root")
+    inter = pki.intermediate("Issuing", root)
+    leaf = pki.leaf(HOST, inter, days_after=20)
+    store = store_from_pem(root.pem + xs.root_c.pem, "s")
+    policy = parse_okhttp_list(
+        f"{HOST}: {leaf.pin}, {xs.root_c.pin}".encode(), "pins.txt", name="app"
+    )
+    ep = Endpoint("app", HOST, 443, HOST, None, client_policies=(policy,))
+    result = judge(ep, [leaf, inter], store)
+    assert keys(result.findings) == {("leaf_only_pin", C, 0)}
+
+
+def test_a_leaf_pin_carrying_only_some_paths_says_which(xs: CrossSigned) -> None:
+    """The leaf and Root A are pinned: the path to Root A passes by Root A, the
+    path to Root B by the leaf's key alone. The finding names that path, so the
+    user knows which clients a renewal breaks. Found unasserted by mutation
+    testing (issue 19)."""
+    result = judge(endpoint("app", [xs.leaf.pin, xs.root_a.pin]), xs.served, xs.store)
+    [finding] = [f for f in result.findings if f.check.value == "leaf_only_pin"]
+    assert finding.key == ("leaf_only_pin", W, 0)
+    assert finding.message == (
+        "only the leaf's key is pinned on 1 of the 2 paths that pass "
+        f"(O=pinaudit test PKI,CN={HOST} → O=pinaudit test PKI,CN=Issuing CA → "
+        "O=pinaudit test PKI,CN=Root B): a renewal with a new key breaks pinned clients"
+    )
+
+
+def test_a_server_sending_only_its_ca_certificates_is_not_called_misordered(
+    xs: CrossSigned,
+) -> None:
+    """The certificate file holds the issuing CA and its cross-sign, not the
+    leaf (certbot's chain.pem configured where fullchain.pem belongs: Certbot's
+    documentation warns against serving chain.pem alone, as summarised at
+    findmyip.uk/posts/fullchain-pem-vs-cert-pem-and-chain-pem). The CA sent first is the
+    server's certificate to clients, so the name fails; the cross-sign after it
+    is an extra, not a leaf sent late. Found unasserted by mutation testing
+    (issue 19)."""
+    result = judge(
+        endpoint("app", [xs.root_a.pin, xs.root_c.pin]), [xs.inter, xs.inter_by_b], xs.store
+    )
+    assert keys(result.findings) == {("hostname_mismatch", C, 0), ("chain_extra_certs", W, 1)}
+
+
+def test_a_leaf_only_pin_due_for_renewal_keeps_the_intermediates_expiry() -> None:
+    """Only the leaf's expiry folds into the escalated leaf_only_pin; the
+    issuing CA expiring five days later is a finding of its own. Found
+    unasserted by mutation testing (issue 19)."""
+    pki = PKI(NOW)
+    root, backup = pki.root("Root"), pki.root("Backup CA")
+    inter = pki.intermediate("Issuing", root, days_after=25)
+    leaf = pki.leaf(HOST, inter, days_after=20)
+    store = store_from_pem(root.pem + backup.pem, "s")
+    result = judge(endpoint("app", [leaf.pin, backup.pin]), [leaf, inter], store)
+    assert keys(result.findings) == {("leaf_only_pin", C, 0), ("cert_expiring", W, 1)}
+    [expiring] = [f for f in result.findings if f.check.value == "cert_expiring"]
+    assert expiring.message == "expires 2026-01-26 00:00:00Z (in 25 days)"

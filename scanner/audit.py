@@ -49,7 +49,6 @@ __all__ = [
     "pinset_expiry",
     "resolve_pin",
     "sort_findings",
-    "worst",
 ]
 
 Path = tuple[CertFacts, ...]
@@ -272,11 +271,6 @@ def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
             ),
         )
     )
-
-
-def worst(findings: Iterable[Finding]) -> Severity | None:
-    ranks = [f.severity for f in findings]
-    return max(ranks, key=lambda s: s.rank) if ranks else None
 
 
 def _keys(path: Path) -> tuple[Pin, ...]:

@@ -233,6 +233,15 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "51df178c": "_chain_text without `or '-'`: the validated path is empty only for an "
         "invalid chain, and _on_jvm returns before it for those",
     },
+    "scanner/hostnames.py": {
+        "6db43ad4": "java_idn_host testing an ASCII label for code points unassigned in "
+        "Unicode 3.2 too: nameprep maps ASCII to ASCII and table A.1 holds no ASCII, so "
+        "the test is False for every ASCII label",
+        "f149db39": "okhttp_canonical_host (5) going on with an empty name: the label-length "
+        "check refuses it (a body of length 0), None all the same",
+        "83ce728e": "httpurl_host's `close <= 0` for `close < 0`: close is a find from past "
+        "'http://' (index 8 or more) or -1, never 0",
+    },
     "scanner/clients/selection.py": {
         "eba0b588": "_select_ats without `parent is not None`: a rule's host is a string, "
         "never equal to None, so the dropped test changes nothing",
@@ -1113,7 +1122,7 @@ def check_tests(modules: list[str], ids: list[str], tests: tuple[str, ...]) -> i
     with tempfile.TemporaryDirectory(prefix="pinaudit-mutate-") as tmp:
         space = Workspace.create(Path(tmp), 0)
         space.check_imports_copy()
-        state, failing, _ = space.run(tests, timeout=1800)
+        state, failing, base = space.run(tests, timeout=1800)
         print(f"unmutated: {state} {failing}", flush=True)
         if state != "passed":
             return 1
@@ -1122,10 +1131,13 @@ def check_tests(modules: list[str], ids: list[str], tests: tuple[str, ...]) -> i
             original = target.read_text(encoding="utf-8")
             try:
                 target.write_text(_apply(mutant.module, mutant), encoding="utf-8")
-                state, failing, _ = space.run(tests, timeout=1800)
+                # the bound of a full run: a mutant that loops is killed, not waited for
+                state, failing, _ = space.run(tests, timeout=3 * base + 20)
             finally:
                 target.write_text(original, encoding="utf-8")
-            verdict = {"failed": "killed", "passed": "SURVIVED"}.get(state, state)
+            verdict = {"failed": "killed", "passed": "SURVIVED", "timeout": "killed (timeout)"}.get(
+                state, state
+            )
             status |= state == "passed"
             print(
                 f"{mutant.id} {mutant.module}:{mutant.line} {mutant.operator} "

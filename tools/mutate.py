@@ -313,6 +313,8 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "scanner/pins.py": {
         "ce1ee00d": "okio_base64's early None: text outside the alphabet fails "
         "unpadded_base64's validating decode too, so it only saves work",
+        "a1a249a4": "key_material's `continue` -> `pass`: it is the last statement of the "
+        "loop body, so the loop goes on to the next loader either way",
     },
 }
 

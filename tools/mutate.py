@@ -220,6 +220,17 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "judges exactly those)",
         "d6b71c06": "failure_formats asked for any TrustKit verdict or any invalid chain: it "
         "returns {} itself for all but failures and TrustKit's blocked chain (-> None)",
+        "562ecf9b": "JVM chains built for every policy whatever the chain: judge reads one "
+        "only for OkHttp on a JVM with a valid chain, failure_formats only for that policy's "
+        "failing verdict (as b3654cb4)",
+        "3d6f8f58": "anchors_der computed when nothing is blocked: only failure_formats reads "
+        "it, called only for a failing verdict or TrustKit's CHAIN_INVALID, either of which "
+        "makes `blocked` true",
+        "46c83652": "failure_formats asked for every verdict: it returns {} for all but "
+        "failures and TrustKit's blocked chain, and `{} or None` is the None the verdict "
+        "carries from judge (as d6b71c06)",
+        "14b05f54": "failure_formats asked for any TrustKit verdict: it returns {} for a "
+        "TrustKit verdict that neither fails nor is CHAIN_INVALID, -> None as before",
     },
     "scanner/clients/judge.py": {
         "4c1ff70b": "_shift with `delta <= 0`: adding a zero delta never overflows, so the "

@@ -69,12 +69,19 @@ def idna_ascii(host: str) -> str:
 
 
 def _ipv6(text: str) -> str | None:
-    """An IPv6 literal, bracketed or not, in RFC 5952 form."""
+    """An IPv6 literal, bracketed or not, as OkHttp's ``toCanonicalHost``
+    gives it: RFC 5952 form, or the IPv4 text of an IPv4-mapped address (Java
+    makes one an ``Inet4Address``). A zone index (``%eth0``) is refused, as
+    OkHttp's decoder refuses it (Python's parser would take it)."""
     inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if "%" in inner:
+        return None
     try:
-        return str(ipaddress.IPv6Address(inner))
+        address = ipaddress.IPv6Address(inner)
     except ValueError:
         return None
+    mapped = address.ipv4_mapped
+    return str(mapped) if mapped is not None else str(address)
 
 
 def java_idn_host(text: str) -> str | None:

@@ -45,6 +45,24 @@ def test_an_unbracketed_ipv6_pattern_is_an_address_too_from_okhttp_4(version: in
     )
 
 
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_an_ipv4_mapped_ipv6_pattern_pins_the_ipv4_address(version: int) -> None:
+    """toCanonicalHost decodes the literal to 16 bytes, and Java's
+    ``InetAddress.getByAddress`` makes an IPv4-mapped address an
+    ``Inet4Address``: OkHttp compares ``192.0.2.1``, so the pattern must pin
+    that, not ``::ffff:c000:201`` (which no host OkHttp compares can be)."""
+    assert parse_okhttp_pattern("[::ffff:192.0.2.1]", version) == ("192.0.2.1", HostMode.EXACT)
+
+
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_an_ipv6_zone_index_is_refused(version: int) -> None:
+    """OkHttp's IPv6 decoder takes hex digits, colons and a trailing dotted
+    quad only: ``%eth0`` makes it fail, the pattern is refused (Python's
+    ``IPv6Address`` would accept the scope id since 3.9)."""
+    with pytest.raises(PatternError):
+        parse_okhttp_pattern("[fe80::1%eth0]", version)
+
+
 @pytest.mark.parametrize(
     ("version", "message"),
     [

@@ -91,14 +91,15 @@ def running(
             raise RuntimeError(f"{exc}: {err.decode(errors='replace')[-2000:]}") from None
         yield process
     finally:
-        _stop(process)
+        stop_process(process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], grace: float = 5) -> None:
+    """Terminate a peer, kill it when it does not end within `grace` seconds."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(5)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)

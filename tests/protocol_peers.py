@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from peers import free_port, require_program, running, wait_for_port
+from peers import free_port, require_program, running, stop_process, wait_for_port
 
 from scanner.fleet.pki import Issued
 
@@ -80,15 +80,7 @@ def running_as(
             raise RuntimeError(f"{exc}: {err.decode(errors='replace')[-2000:]}") from None
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        if process.stderr is not None:
-            process.stderr.close()
+        stop_process(process, grace=10)
 
 
 def _chown(path: Path, owner: str) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import gc
 import random
 import re
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from scanner.errors import InventoryError
-from scanner.inventory import load_inventory_text, names, yamlnodes
+from scanner.inventory import load_inventory_text, names, schema, yamlnodes
 from scanner.units import is_ip_address
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +276,179 @@ def test_host_short_cuts_agree_with_every_check(text: str) -> None:
 def test_host_short_cuts_agree_on_anything(text: str) -> None:
     assert names.ip_literal(text) is is_ip_address(text)
     assert names.host_problem(text, "sni") == names._host_problem(text, "sni")
+
+
+# --- endpoints read as they are composed (issue 11 item 4) ----------------------
+#
+# A scan's peak memory was the inventory's whole node tree (about 5.6 KB per
+# endpoint, composed before anything was read; docs/performance.md). Now each
+# endpoint is read as soon as libyaml has composed it and its nodes dropped
+# (``yamlnodes.compose_streaming``); documents that need the whole tree are
+# composed whole as before. Both ways must give the same inventory or the same
+# problems, byte for byte.
+
+STREAM_CASES = [
+    # plain: streamed
+    "version: 1\ndefaults: {port: 8443}\nendpoints:\n  - host: a.example\n  - host: b.example\n",
+    # defaults written after the endpoints: composed whole (read first)
+    "version: 1\nendpoints:\n  - host: a.example\ndefaults: {port: 8443, labels: {env: x}}\n",
+    # defaults before and a duplicate after: the first one wins either way
+    "version: 1\ndefaults: {port: 1}\nendpoints: [{host: a.example}]\ndefaults: {port: 2}\n",
+    # two endpoints keys: the first is read, the second reported
+    "version: 1\nendpoints: [{host: a.example}]\nendpoints: [{host: b.example}]\n",
+    # problems inside endpoints, with their lines and columns
+    "version: 1\nendpoints:\n  - {host: a.example, port: 0}\n  - {hots: b.example}\n  - 7\n"
+    "  - {host: c.example, pins: [sha256/xyz]}\n",
+    # an explicit tag inside an endpoint: composed whole, the tag judged there
+    "version: 1\nendpoints:\n  - {host: a.example}\n  - {host: !!str b.example, port: !!int 1}\n"
+    "  - {host: !custom c.example}\n",
+    # a YAML error after some endpoints were read: only the error is reported
+    "version: 1\nendpoints:\n  - host: a.example\n  - host: b.example\n  - host: [c\n",
+    # a second document after the endpoints
+    "version: 1\nendpoints: [{host: a.example}]\n---\nversion: 1\n",
+    # a merge key at the root, and anchors: composed whole
+    "version: 1\n<<: {defaults: {port: 9}}\nendpoints: [{host: a.example}]\n",
+    "version: 1\ndefaults: &p {port: 9}\nendpoints: [{<<: *p, host: a.example, port: 10}]\n",
+    # endpoints that are not a list, an empty list, no endpoints at all
+    "version: 1\nendpoints: {host: a.example}\n",
+    "version: 1\nendpoints: []\n",
+    "version: 1\npinsets: {p: {pins: [sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]}}\n",
+    # pin-sets after the endpoints that name them, duplicate endpoint names
+    "version: 1\nendpoints:\n  - {host: a.example, pinset: p}\n  - {host: b.example, pinset: q}\n"
+    "  - {name: x, host: c.example}\n  - {name: x, host: d.example}\n"
+    "pinsets: {p: {pins: [sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=]}}\n",
+    # endpoints nested one level too deep, and a root that is a list
+    "version: 1\nendpoints:\n  - - host: a.example\n",
+    "- version: 1\n- endpoints: [{host: a.example}]\n",
+    # defaults with a problem, read once for the endpoints
+    "version: 1\ndefaults: {port: 70000, warn_days: 1, critical_days: 2}\n"
+    "endpoints: [{host: a.example}, {host: b.example}]\n",
+]
+
+
+def _load(text: str, *, streaming: bool, monkeypatch: pytest.MonkeyPatch) -> str:
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "STREAMING", streaming)
+        try:
+            return repr(load_inventory_text(text, "inv.yaml", base_dir=ROOT / "inventories"))
+        except InventoryError as exc:
+            return "\n".join(str(p) for p in exc.problems)
+
+
+STREAM_CORPUS = CORPUS + DAMAGED + STREAM_CASES
+
+
+@pytest.mark.parametrize("index", range(len(STREAM_CORPUS)))
+def test_endpoints_read_as_composed_give_the_same_inventory(
+    index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same endpoints, pin-sets, files and policies (with every position),
+    or the same problems, whether endpoints are read as they are composed or
+    from the whole document."""
+    text = STREAM_CORPUS[index]
+    streamed = _load(text, streaming=True, monkeypatch=monkeypatch)
+    assert streamed == _load(text, streaming=False, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("case", "whole", "expected"),
+    [
+        (0, False, ["a.example:8443 port 8443", "b.example:8443 port 8443"]),
+        (1, True, ["a.example:8443 port 8443"]),  # defaults after the endpoints
+        (
+            2,
+            False,
+            ["inv.yaml:4:1: defaults: duplicate key 'defaults' (first at line 2, column 1)"],
+        ),
+        (
+            4,
+            False,
+            [
+                "inv.yaml:3:29: endpoints[0].port: port must be 1..65535, got 0",
+                "inv.yaml:4:5: endpoints[1]: missing required key 'host'",
+                "inv.yaml:4:6: endpoints[1].hots: unknown key 'hots' (did you mean 'host'?)",
+                "inv.yaml:5:5: endpoints[2]: expected a mapping, got an integer",
+                "inv.yaml:6:30: endpoints[3].pins[0]: invalid pin 'sha256/xyz': "
+                "a sha256 digest is 32 bytes, this decodes to 2",
+            ],
+        ),
+        (5, True, ["inv.yaml:5:12: endpoints[2].host: unsupported YAML tag '!custom'"]),
+        (
+            6,
+            True,
+            [
+                "inv.yaml:6:1: invalid YAML: while parsing a flow sequence, "
+                "did not find expected ',' or ']'"
+            ],
+        ),
+        (8, True, ["a.example:9 port 9"]),  # a merge key at the root
+        (9, True, ["a.example:10 port 10"]),  # an anchor
+        (
+            13,
+            False,
+            [
+                "inv.yaml:4:31: endpoints[1].pinset: unknown pinset 'q' (defined: p)",
+                "inv.yaml:6:12: endpoints[3].name: duplicate endpoint name 'x' "
+                "(first defined at inv.yaml:5:5)",
+            ],
+        ),
+    ],
+)
+def test_which_documents_are_composed_whole(
+    case: int, whole: bool, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain inventory is never composed whole, problems in its endpoints
+    included; one that needs the whole tree (defaults written after the
+    endpoints, a tag, an anchor, a merge key at the root, a YAML error) is,
+    whatever was read of it before forgotten."""
+    calls: list[str] = []
+    compose = yamlnodes.compose
+    monkeypatch.setattr(schema, "compose", lambda t, n: (calls.append(n), compose(t, n))[1])
+    try:
+        inventory = load_inventory_text(STREAM_CASES[case], "inv.yaml")
+        found = [f"{e.name} port {e.port}" for e in inventory.endpoints]
+    except InventoryError as exc:
+        found = [str(p) for p in exc.problems]
+    assert found == expected
+    assert calls == (["inv.yaml"] if whole else [])
+
+
+def _fleet_inventory(count: int) -> str:
+    """An inventory shaped like benchmarks/realistic: block style, SNI virtual
+    hosts on a few addresses, a named pin-set each, two labels."""
+    lines = ["version: 1", "defaults:", "  port: 8443", "  labels: {env: bench}", "pinsets:"]
+    for p in range(4):
+        lines += [f"  set-{p}:", "    pins:", f"      - sha256/{chr(65 + p) * 43}="]
+    lines.append("endpoints:")
+    for i in range(count):
+        lines += [
+            f"  - name: vhost-{i:05d}",
+            f"    host: 127.70.0.{i % 4 + 1}",
+            f"    sni: vhost-{i:05d}.{'abcd'[i % 4]}.bench.test",
+            f"    pinset: set-{i % 4}",
+            "    labels:",
+            f"      team: {('payments', 'identity', 'search')[i % 3]}",
+            f"      chain: {'abcd'[i % 4]}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _traced_peak(text: str) -> int:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        inventory = load_inventory_text(text, "inv.yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(inventory.endpoints) == text.count("  - name: ")
+    return peak
+
+
+def test_loading_never_holds_the_whole_document() -> None:
+    """Memory allocated while loading, per endpoint beyond the first 1000, at its
+    highest (what stays is the endpoints themselves, ~1.1 KB each). Composing
+    the whole document first took ~8 KB per endpoint at its peak here."""
+    small, large = _traced_peak(_fleet_inventory(1000)), _traced_peak(_fleet_inventory(3000))
+    per_endpoint = (large - small) / 2000
+    assert per_endpoint < 3000, f"{per_endpoint:.0f} bytes per endpoint at the peak"

@@ -60,7 +60,17 @@ from scanner.inventory.names import (
     pinset_name_problem,
 )
 from scanner.inventory.reader import Entry, NodeReader
-from scanner.inventory.yamlnodes import BOOL, FLOAT, INT, NULL, SCALARS, STR, compose, join
+from scanner.inventory.yamlnodes import (
+    BOOL,
+    FLOAT,
+    INT,
+    NULL,
+    SCALARS,
+    STR,
+    compose,
+    compose_streaming,
+    join,
+)
 from scanner.model import (
     ClientPolicy,
     Endpoint,
@@ -105,6 +115,11 @@ _DEFAULT_KEYS = (
     "tls_version_severity",
 )
 _ROOT_KEYS = ("version", "defaults", "include", "pinsets", "endpoints")
+# Read before the endpoints: when written after them, the file is composed whole.
+_READ_FIRST = frozenset({"defaults"})
+# Endpoints are read one by one as they are composed, when the file allows it
+# (False only in tests, to compare with reading whole documents).
+STREAMING = True
 _PINSET_KEYS = ("pins", "expires", "digest")
 # A pin written as a mapping: `{pin: …, offline: true, key: next.csr}`.
 _PIN_KEYS = ("pin", "offline", "key")
@@ -340,11 +355,29 @@ class _Run:
     def read_text(self, text: str, ref: FileRef) -> None:
         self.files.append(ref.name)
         self.read_paths.update(real for real, _ in ref.chain[-1:])
+        if STREAMING and self._read_streaming(text, ref):
+            return
         composed = compose(text, ref.name)
         for where, path, message in composed.problems:
             self.add(where, path, message)
         if composed.usable:
             _Source(self, ref, composed.bad).read_document(composed.root)
+
+    def _read_streaming(self, text: str, ref: FileRef) -> bool:
+        """Read a file whose endpoints are read one by one as they are composed
+        (``compose_streaming``); False, with nothing of it kept, when the file
+        must be composed whole. The same drafts and problems either way
+        (``tests/test_inventory_streaming.py``)."""
+        source = _Source(self, ref, set())
+        drafts, problems, root_settings = len(self.drafts), len(self.problems), self.root_settings
+        composed = compose_streaming(text, "endpoints", _READ_FIRST, source.stream_endpoint)
+        if composed is None:  # forget what was read of it
+            del self.drafts[drafts:], self.problems[problems:]
+            self._problem_keys = {(p.location, p.message) for p in self.problems}
+            self.root_settings = root_settings
+            return False
+        source.read_document(composed.root, composed.streamed)
+        return True
 
     def finish(self) -> Inventory:
         endpoints = self._build_endpoints()
@@ -360,7 +393,10 @@ class _Run:
     def _build_endpoints(self) -> list[Endpoint]:
         endpoints: list[Endpoint] = []
         first_at: dict[str, Location] = {}
-        for draft in self.drafts:
+        drafts, self.drafts = self.drafts, []
+        drafts.reverse()
+        while drafts:  # in order, each draft dropped as its endpoint is built
+            draft = drafts.pop()
             pinset = self._effective_pinset(draft)
             if draft.name is not None:
                 if draft.name in first_at:
@@ -466,10 +502,20 @@ class _Source(NodeReader):
     def __init__(self, run: _Run, ref: FileRef, bad: set[int]) -> None:
         super().__init__(ref, run.add, bad)
         self.run = run
+        self.stream_settings: _Effective | None = None  # of the endpoints read as composed
 
     # the document
 
-    def read_document(self, root: Node | None) -> None:
+    def stream_endpoint(self, node: Node, index: int, before: list[tuple[Node, Node]]) -> None:
+        """One endpoint, read as soon as it is composed; `before` holds the root's
+        pairs composed before ``endpoints`` (``defaults`` among them, if any:
+        compose_streaming restarts when it comes only after)."""
+        if self.stream_settings is None:
+            defaults = next((v for k, v in before if k.value == "defaults"), None)
+            self.stream_settings = self.defaults(defaults, self.ref.is_root)
+        self.endpoint(node, f"endpoints[{index}]", self.stream_settings)
+
+    def read_document(self, root: Node | None, streamed: Node | None = None) -> None:
         is_root = self.ref.is_root
         fields: dict[str, Node] = {}
         if root is not None and not (isinstance(root, ScalarNode) and root.tag == NULL):
@@ -482,10 +528,12 @@ class _Source(NodeReader):
         elif is_root:
             where = self.at(root) if root is not None else Location(self.name, 1, 1)
             self.run.add(where, "", "missing required key 'version'")
-        settings = self.defaults(fields.get("defaults"), is_root)
+        settings = self.stream_settings
+        if settings is None:
+            settings = self.defaults(fields.get("defaults"), is_root)
         if "pinsets" in fields:
             self.pinsets(fields["pinsets"])
-        if "endpoints" in fields:
+        if "endpoints" in fields and fields["endpoints"] is not streamed:
             self.endpoints(fields["endpoints"], settings)
         if "include" in fields:
             self.includes(fields["include"])

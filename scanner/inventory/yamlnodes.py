@@ -42,7 +42,9 @@ __all__ = [
     "TIMESTAMP",
     "Composed",
     "Position",
+    "Take",
     "compose",
+    "compose_streaming",
     "kind_of",
     "position_of",
 ]
@@ -69,6 +71,8 @@ _resolve: Callable[[type[Node], str, tuple[bool, bool]], str] = Resolver().resol
 # (where, path such as "endpoints[3].pins", message)
 Problem = tuple[Location, str, str]
 Sink = Callable[[Location, str, str], None]
+# (item, index, the root's pairs before the list): see compose_streaming
+Take = Callable[[Node, int, list[tuple[Node, Node]]], None]
 
 
 class Position(Protocol):
@@ -93,6 +97,10 @@ _DOCUMENT_START = _Mark(0, 0)
 
 class _Bound(Exception):
     """The compiled composer met a bound (nesting or nodes): compose again to say where."""
+
+
+class _Restart(Exception):
+    """A document that cannot be composed a list item at a time: compose it whole."""
 
 
 class _Refused(Exception):
@@ -211,9 +219,86 @@ if getattr(yaml, "__with_libyaml__", False):
                 return tag
             return SEQ if kind is SequenceNode else MAP
 
+    class _CStreamer(_CComposer):
+        """libyaml's composer handing out the items of one long list of the
+        root mapping (``endpoints``) as they are composed, so that the
+        document is never whole in memory (see compose_streaming).
+
+        It sees the tree through the same hooks: ``descend_resolver`` is
+        called before each node is composed, with the node that will hold
+        it and where (a sequence index, or for a mapping value its key node,
+        None for a key). When item i of the list begins, items 0..i-1 are
+        complete; the last one is complete when the next key of the root
+        begins, or when the document ends."""
+
+        def __init__(self, stream: str, key: str, first: frozenset[str], take: Take) -> None:
+            super().__init__(stream)
+            self.key = key
+            self.first = first
+            self.take = take
+            self.state = 0  # 0: before the list's key, 1: its value, 2: after it
+            self.list: SequenceNode | None = None
+            self.handed = 0  # items handed out so far
+            self.before: list[tuple[Node, Node]] = []  # the root's pairs before the key
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            if self.resolved != self.nodes:  # a node with an explicit tag
+                raise _Restart
+            self.nodes += 1
+            self.depth += 1
+            depth = self.depth
+            if depth > MAX_DEPTH or self.nodes > MAX_NODES:
+                raise _Bound
+            if depth == 3 and self.state == 1:
+                if self.list is None and isinstance(current_node, SequenceNode):
+                    self.list = current_node
+                if current_node is self.list and current_index > 0:
+                    self.hand(current_index - 1)
+            elif depth == 2 and isinstance(current_node, MappingNode):
+                self.root_key(current_node, current_index)
+
+        def root_key(self, root: MappingNode, key: Node | None) -> None:
+            if self.state == 1:  # the list's value is complete
+                self.finish_list()
+            if not isinstance(key, ScalarNode):  # None: a key is about to be composed
+                return
+            if key.tag == MERGE:  # merged keys: only the whole document says which win
+                raise _Restart
+            value = key.value
+            if self.state == 0 and value == self.key:
+                self.state = 1
+                self.before = list(root.value)
+            elif (
+                self.state == 2
+                and value in self.first
+                and not any(k.value == value for k, _ in self.before)
+            ):
+                raise _Restart  # read before the list, but written after it
+
+        def hand(self, index: int) -> None:
+            assert self.list is not None
+            items = self.list.value
+            item, items[index] = items[index], None
+            self.handed = index + 1
+            self.take(item, index, self.before)
+
+        def finish_list(self) -> None:
+            if self.state == 1 and self.list is not None:
+                for index in range(self.handed, len(self.list.value)):
+                    self.hand(index)
+            self.state = 2
+
+        def finish(self) -> None:
+            """The document is composed: the last items, and the last tags checked."""
+            if self.resolved != self.nodes:
+                raise _Restart
+            self.finish_list()
+
     _FAST: type[_CComposer] | None = _CComposer
+    _STREAMER: type[_CStreamer] | None = _CStreamer
 else:  # pragma: no cover - PyYAML without libyaml
     _FAST = None
+    _STREAMER = None
 
 _Loader = _LOADERS[0]  # the fastest available; tests run both
 
@@ -231,6 +316,7 @@ class Composed:
     usable: bool
     problems: list[Problem] = field(default_factory=list)
     bad: set[int] = field(default_factory=set)
+    streamed: Node | None = None  # the list whose items were handed out (now None)
 
 
 def compose(text: str, name: str) -> Composed:
@@ -263,6 +349,38 @@ def compose(text: str, name: str) -> Composed:
     if root is not None:
         _inspect(root, name, composed)
     return composed
+
+
+def compose_streaming(text: str, key: str, first: frozenset[str], take: Take) -> Composed | None:
+    """Compose a document whose root mapping holds one long list under `key`,
+    handing each item of that list to ``take(item, index, before)`` as soon
+    as it is composed and dropping it from the tree; `before` holds the root's
+    (key, value) pairs composed before `key`. The whole document is never in
+    memory at once: for an inventory, its endpoints' nodes were most of the
+    peak memory of a scan (docs/performance.md).
+
+    None when the document cannot be read this way, after any number of
+    items were handed out (the caller forgets them and calls compose()):
+    without libyaml; with an anchor (an alias could reach an item already
+    dropped, and expanded sizes need the whole tree); with an explicit tag
+    or a merge key at the root; with a root key named in `first` written only
+    after the list (the caller reads those before the items); with any
+    problem or bound, which compose() then reports.
+
+    What is returned is what compose() would give for such a document, but
+    for the list's items (None): no tag to refuse, nothing to inspect."""
+    if _STREAMER is None or _Loader is not _CLoader or "&" in text:
+        return None
+    try:
+        loader = _STREAMER(text, key, first, take)
+        try:
+            root = loader.get_single_node()
+            loader.finish()
+        finally:
+            loader.dispose()
+    except Exception:  # every problem is reported by compose(), a restart read whole
+        return None
+    return Composed(root, True, streamed=loader.list)
 
 
 def _compose_fast(text: str, name: str) -> Composed | None:

@@ -452,3 +452,16 @@ def test_loading_never_holds_the_whole_document() -> None:
     small, large = _traced_peak(_fleet_inventory(1000)), _traced_peak(_fleet_inventory(3000))
     per_endpoint = (large - small) / 2000
     assert per_endpoint < 3000, f"{per_endpoint:.0f} bytes per endpoint at the peak"
+
+
+def test_endpoints_with_the_same_labels_hold_them_once() -> None:
+    """A fleet has a few label sets over thousands of endpoints: each set is
+    held once, its names and values too, however often it is written."""
+    inventory = load_inventory_text(_fleet_inventory(24), "inv.yaml")
+    sets = {id(e.labels) for e in inventory.endpoints}
+    assert len(sets) == 12  # team x chain
+    first, thirteenth = inventory.endpoints[0].labels, inventory.endpoints[12].labels
+    assert first is thirteenth
+    assert first == (("chain", "a"), ("env", "bench"), ("team", "payments"))
+    values = {id(v) for e in inventory.endpoints for _, v in e.labels}
+    assert len(values) == len({v for e in inventory.endpoints for _, v in e.labels})

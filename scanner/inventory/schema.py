@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import gc
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -327,6 +328,7 @@ class _Run:
         self.root_settings = _Effective()
         # key files named by pins (`key:`), read once each: real path → key or why not
         self.key_files: dict[str, KeyMaterial | str] = {}
+        self.label_sets: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
 
     def add(self, location: Location, path: str, message: str) -> None:
         key = (location, message)  # the same node reached through aliases: once
@@ -411,9 +413,18 @@ class _Run:
                 first_at[draft.name] = draft.location
             if draft.clean and draft.host is not None and draft.name is not None:
                 endpoints.append(
-                    self._with_policies(_endpoint(draft, draft.host, draft.name, pinset), draft)
+                    self._with_policies(
+                        _endpoint(draft, draft.host, draft.name, pinset, self._labels(draft)),
+                        draft,
+                    )
                 )
         return endpoints
+
+    def _labels(self, draft: _Draft) -> tuple[tuple[str, str], ...]:
+        """The endpoint's labels, sorted; one tuple for every endpoint with the
+        same ones (a fleet has a few label sets over thousands of endpoints)."""
+        labels = tuple(sorted(draft.settings.labels.items()))
+        return self.label_sets.setdefault(labels, labels)
 
     def _with_policies(self, endpoint: Endpoint, draft: _Draft) -> Endpoint:
         """The client pin-set the endpoint names, or with `pinset: auto` (the default
@@ -463,7 +474,13 @@ class _Run:
         return "defined: " + ", ".join(sorted(self.pinsets))
 
 
-def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> Endpoint:
+def _endpoint(
+    draft: _Draft,
+    host: str,
+    name: str,
+    pinset: Pinset | None,
+    labels: tuple[tuple[str, str], ...],
+) -> Endpoint:
     s = draft.settings
     return Endpoint(
         name=name,
@@ -476,7 +493,7 @@ def _endpoint(draft: _Draft, host: str, name: str, pinset: Pinset | None) -> End
         critical_days=s.critical_days,
         pinset_warn_days=s.pinset_warn_days,
         trust=s.trust,
-        labels=tuple(sorted(s.labels.items())),
+        labels=labels,
         location=draft.location,
         all_addresses=s.all_addresses,
         client_cert=s.client_cert,
@@ -762,8 +779,8 @@ class _Source(NodeReader):
                 self.report(entry.key_node, where, problem)
                 continue
             value = self.string(entry.value, where)
-            if value is not None:
-                labels[entry.key] = value
+            if value is not None:  # interned: the same few names and values on every endpoint
+                labels[sys.intern(entry.key)] = sys.intern(value)
         return labels
 
     # pin-sets

@@ -5,8 +5,9 @@ endpoints, each with its own leaf, is served by a separate process
 (`FleetProcess`, on 127.10.x.y: 250 addresses per /24), and
 `python -m scanner scan --format json --output FILE` scans it in a child
 process. Printed per size: peak RSS of the scanning process (ru_maxrss from
-wait4), the most descriptors it had open at once (sampled from /proc/PID/fd
-every 10 ms), CPU seconds, wall seconds, and the report's summary.
+wait4, in a small launcher that forks it), the most descriptors it had open
+at once (sampled from /proc/PID/fd every 10 ms), CPU seconds, wall seconds,
+and the report's summary.
 
     .venv/bin/python benchmarks/resources_bench.py [--sizes 1000 5000 10000] [--concurrency 200]
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.realistic import procs  # noqa: E402
 from scanner.fleet.scenarios import build_fleet  # noqa: E402
 from scanner.fleet.server import FleetProcess, write_config  # noqa: E402
 
@@ -60,34 +62,47 @@ def _count_fds(pid: int) -> int:
         return 0
 
 
-def _watch_fds(pid: int, stop: threading.Event, peak: list[int]) -> None:
+def _watch_fds(launcher: int, stop: threading.Event, peak: list[int]) -> None:
+    """The scan's open descriptors: the launcher's child (see measure)."""
     while not stop.is_set():
-        peak[0] = max(peak[0], _count_fds(pid))
+        try:
+            children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            peak[0] = max(peak[0], _count_fds(int(child)))
         stop.wait(SAMPLE_SECONDS)
 
 
 def measure(command: list[str], endpoints: int, report: Path) -> Figures:
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stop, peak = threading.Event(), [0]
-    watcher = threading.Thread(target=_watch_fds, args=(proc.pid, stop, peak), daemon=True)
-    watcher.start()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stop.set()
-    watcher.join()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
+    """CPU and peak RSS of the scan, forked by a small launcher: a child forked
+    by this process (which holds the whole fleet's PKI) would count this
+    process's RSS as its own (benchmarks/realistic/launch.py)."""
+    with tempfile.NamedTemporaryFile("r", prefix="pinaudit-usage-") as usage_file:
+        start = time.perf_counter()
+        launched = [sys.executable, "-I", "-S", str(procs.LAUNCH), usage_file.name, *command]
+        proc = subprocess.Popen(
+            launched, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        stop, peak = threading.Event(), [0]
+        watcher = threading.Thread(target=_watch_fds, args=(proc.pid, stop, peak), daemon=True)
+        watcher.start()
+        err = proc.stderr.read().decode() if proc.stderr else ""  # until it exits
+        code = proc.wait()
+        wall = time.perf_counter() - start
+        stop.set()
+        watcher.join()
+        if proc.stderr:
+            proc.stderr.close()
+        utime, stime, maxrss_kib = usage_file.read().split()
     if code not in (0, 1):
         raise SystemExit(f"scan failed with exit {code}:\n{err}")
     summary = json.loads(report.read_text())["summary"]
     return Figures(
         endpoints,
-        usage.ru_maxrss / 1024,
+        int(maxrss_kib) / 1024,
         peak[0],
-        usage.ru_utime + usage.ru_stime,
+        float(utime) + float(stime),
         wall,
         code,
         summary,

@@ -13,11 +13,8 @@ and the ratios.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.realistic import procs  # noqa: E402
 from scanner.fleet.scenarios import build_fleet  # noqa: E402
 from scanner.fleet.server import FleetProcess, write_config  # noqa: E402
 
@@ -46,17 +44,13 @@ class Figures:
 
 
 def measure(name: str, command: list[str]) -> Figures:
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
+    """CPU and peak RSS of `command`, forked by a small launcher: a child forked
+    by this process (which holds the whole fleet's PKI) would count this
+    process's RSS as its own (benchmarks/realistic/launch.py)."""
+    figures, code, err = procs.run_child(name, command, 1, cpus=None, cwd=ROOT)
     if code not in (0, 1):
         raise SystemExit(f"{name} failed with exit {code}:\n{err}")
-    return Figures(name, usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, code)
+    return Figures(name, figures.cpu, figures.wall, figures.peak_rss_mib, code)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -149,26 +151,32 @@ class Figures:
         return self.endpoints / self.wall
 
 
+LAUNCH = Path(__file__).with_name("launch.py")
+
+
 def run_child(
     client: str, command: Sequence[str], n: int, *, cpus: set[int] | None, cwd: Path
 ) -> tuple[Figures, int, str]:
-    """Run a client to completion; CPU and peak RSS from wait4 (the child only)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        list(command),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=pinned(cpus),  # noqa: PLW1509
-    )
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace")  # until it exits: no deadlock
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    figures = Figures(client, n, usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024)
+    """Run a client to completion; CPU and peak RSS from wait4 of the client,
+    forked by a small launcher (launch.py: a child forked by this process
+    would count this process's RSS as its own)."""
+    with tempfile.NamedTemporaryFile("r", prefix="pinaudit-usage-") as usage_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LAUNCH), usage_file.name, *command],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=pinned(cpus),  # noqa: PLW1509
+        )
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode(errors="replace")  # until it exits: no deadlock
+        proc.wait()
+        wall = time.perf_counter() - start
+        proc.stderr.close()
+        utime, stime, maxrss_kib = usage_file.read().split()
+    figures = Figures(client, n, float(utime) + float(stime), wall, int(maxrss_kib) / 1024)
     return figures, proc.returncode, err
 
 

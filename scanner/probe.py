@@ -161,6 +161,7 @@ class ClientContext:
         if self.maximum_version is not None:
             ctx.set_max_proto_version(TLS_VERSIONS[self.maximum_version])
         ctx.set_options(SSL.OP_LEGACY_SERVER_CONNECT)
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
         ctx.set_alpn_protos([p.encode("ascii") for p in ALPN_PROTOCOLS])
         ctx.set_ocsp_client_callback(_on_ocsp)
         if self.client_cert is not None:

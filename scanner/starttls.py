@@ -23,9 +23,11 @@ from __future__ import annotations
 import enum
 import re
 import struct
-import xml.etree.ElementTree as ET
 from collections.abc import Generator, Iterator
-from typing import cast
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 from scanner.dialogue import (
     MAX_DIALOGUE_BYTES,
@@ -388,6 +390,8 @@ def _xmpp_element(
     """Read until the next child of the stream root is complete; return it.
     RFC 6120 §11.1 forbids DTDs, comments and entity declarations: a `<!`
     anywhere is refused before the parser sees it (no entity expansion)."""
+    import xml.etree.ElementTree as ET  # only XMPP needs it (~0.5 MiB a scan need not hold)
+
     total = 0
     while True:
         for pair in cast(Iterator[tuple[str, ET.Element]], parser.read_events()):
@@ -425,6 +429,8 @@ def _stream_error(element: ET.Element) -> str:
 
 
 def xmpp(domain: str) -> Dialogue:
+    import xml.etree.ElementTree as ET
+
     yield Send(xmpp_stream_header(domain))
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     depth = [0]

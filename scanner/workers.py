@@ -30,7 +30,6 @@ each endpoint's probing crosses a pipe. The long-running exporter
 from __future__ import annotations
 
 import os
-import pickle
 import struct
 import subprocess
 import sys
@@ -137,6 +136,8 @@ async def _worker(
 ) -> None:
     """Start one worker, hand it its job, pass on what it sends; whatever it
     did not finish when it ends is failed, saying why."""
+    import pickle  # here: a scan in one process never needs it
+
     done: set[int] = set()
     async with send:
         process = await trio.lowlevel.open_process(
@@ -164,6 +165,8 @@ async def _worker(
 
 
 async def _frames(stream: trio.abc.ReceiveStream) -> AsyncIterator[Probed]:
+    import pickle
+
     buffer = bytearray()
     while True:
         while len(buffer) >= _FRAME.size:
@@ -184,6 +187,8 @@ async def _frames(stream: trio.abc.ReceiveStream) -> AsyncIterator[Probed]:
 def serve_share(stdin: BinaryIO, stdout: BinaryIO) -> int:
     """A worker process: read the job, probe its endpoints, send each one's
     probing as it is done (``scanner.cli.worker`` runs it)."""
+    import pickle
+
     job: _Job = pickle.load(stdin)  # sent by the scan that started us
     ensure_open_files(job.options.concurrency)
 

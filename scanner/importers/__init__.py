@@ -31,9 +31,9 @@ from scanner.importers.chromium import parse_chromium
 from scanner.importers.hpkp import parse_hpkp_headers
 from scanner.importers.okhttp import parse_okhttp
 from scanner.importers.trustkit_code import CODE_SUFFIXES, looks_like_code, parse_trustkit_code
-from scanner.model import ClientPolicy, ConfigProblem, Location
+from scanner.model import CONFIG_KINDS, ClientPolicy, ConfigProblem, Location
 
-KINDS = ("android", "okhttp", "trustkit", "trustkit-android", "ios", "hpkp", "chromium")
+KINDS = CONFIG_KINDS
 
 __all__ = ["KINDS", "parse_policy", "pins_file_for", "read_file", "read_policy"]
 

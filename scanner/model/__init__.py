@@ -35,6 +35,7 @@ from scanner.model.inventory import (
     Pinset,
 )
 from scanner.model.policy import (
+    CONFIG_KINDS,
     DEFAULT_OKHTTP_PLATFORM,
     DEFAULT_OKHTTP_VERSION,
     OKHTTP_PLATFORMS,
@@ -57,6 +58,7 @@ from scanner.model.probe import (
 )
 
 __all__ = [
+    "CONFIG_KINDS",
     "DEFAULT_OKHTTP_PLATFORM",
     "DEFAULT_OKHTTP_VERSION",
     "OKHTTP_PLATFORMS",

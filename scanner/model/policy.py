@@ -20,6 +20,7 @@ from typing import Any
 from scanner.model.base import Location, Pin
 
 __all__ = [
+    "CONFIG_KINDS",
     "DEFAULT_OKHTTP_PLATFORM",
     "DEFAULT_OKHTTP_VERSION",
     "OKHTTP_PLATFORMS",
@@ -72,6 +73,11 @@ OKHTTP_PLATFORMS = (Platform.ANDROID, Platform.JVM)
 DEFAULT_OKHTTP_PLATFORM = Platform.ANDROID
 OKHTTP_VERSIONS = (3, 4, 5)
 DEFAULT_OKHTTP_VERSION = 4
+
+# The kinds of client configuration file scanner.importers reads (`import KIND`,
+# a client pin-set's `from: {KIND: FILE}`); here so that naming them does not
+# import every parser.
+CONFIG_KINDS = ("android", "okhttp", "trustkit", "trustkit-android", "ios", "hpkp", "chromium")
 
 
 @dataclass(frozen=True)

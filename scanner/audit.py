@@ -360,7 +360,7 @@ def expired(facts: CertFacts, now: datetime) -> bool:
     return cert_time(now) > facts.not_after
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Cert:
     """A certificate the audit looks at: its facts and where it sits."""
 

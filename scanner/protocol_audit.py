@@ -52,7 +52,7 @@ C, W, INFO = Severity.CRITICAL, Severity.WARNING, Severity.INFO
 _PUBLIC = frozenset({TrustKind.CERTIFI, TrustKind.SYSTEM})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProtocolFacts:
     """What was judged for one address, besides the chain."""
 

@@ -80,7 +80,7 @@ class ResultStatus(str, enum.Enum):
     ERROR = "error"  # not scanned: the probe failed or the deadline passed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressResult:
     """What one address of an endpoint served, and its verdict."""
 
@@ -96,7 +96,7 @@ class AddressResult:
     pin_paths: tuple[PinPath, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointResult:
     endpoint: Endpoint
     status: ResultStatus
@@ -136,7 +136,7 @@ class Rejudge(enum.IntEnum):
     FULL = 2  # a key or the pool of intermediates: the whole verdict
 
 
-@dataclass
+@dataclass(slots=True)
 class Dependencies:
     """What one verdict read of the scan-wide knowledge that may still change."""
 

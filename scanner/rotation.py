@@ -34,7 +34,7 @@ class Rotation(str, enum.Enum):
     CA_SWITCH = "ca_switch"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Readiness:
     leaf_renewal: bool
     ca_switch: bool

@@ -216,7 +216,7 @@ _READER_OF = dict(_READERS)
 _READ_ORDER = {key: index for index, (key, _) in enumerate(_READERS)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Draft:
     """An endpoint as read from its file, before pin-set names are resolved."""
 

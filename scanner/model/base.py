@@ -124,7 +124,7 @@ class TrustKind(str, enum.Enum):
     BUNDLE = "bundle"  # a PEM file path
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Pin:
     """An SPKI pin: the digest of a certificate's DER SubjectPublicKeyInfo."""
 
@@ -140,7 +140,7 @@ class Pin:
         return f"{self.alg.value}/{self.b64}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where something was written: 1-based line and column."""
 
@@ -154,7 +154,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrustSpec:
     """Which trust store validates an endpoint's chain."""
 
@@ -165,7 +165,7 @@ class TrustSpec:
         return self.path if self.kind is TrustKind.BUNDLE and self.path else self.kind.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem (or fact worth knowing) about one endpoint."""
 

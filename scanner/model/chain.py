@@ -44,7 +44,7 @@ class CertFacts:
         return frozenset((self.spki_sha256, self.spki_sha1))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServedCert:
     """One certificate as the server sent it, in the position it was sent."""
 
@@ -64,7 +64,7 @@ class PathStatus(str, enum.Enum):
     UNPARSABLE = "unparsable"  # the leaf itself does not parse / nothing was served
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PathCert:
     """One certificate of the path, leaf first, anchor last."""
 
@@ -72,7 +72,7 @@ class PathCert:
     served_position: int | None  # None when it came from the store or the intermediate pool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PinPath:
     """One path a client could build (leaf first, anchor last), judged against
     an endpoint's pin-set: the pins that name a key on it. A client that builds
@@ -90,7 +90,7 @@ class PinPath:
         return self.certs[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainReport:
     """The served chain and the path built from it, for one endpoint at one `now`.
 

@@ -14,7 +14,7 @@ __all__ = ["CERTIFI", "Endpoint", "Inventory", "Pinset"]
 CERTIFI = TrustSpec(TrustKind.CERTIFI)  # the default trust store
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pinset:
     """A named set of pins with an optional enforcement end date.
 
@@ -35,7 +35,7 @@ class Pinset:
     offline: frozenset[Pin] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """One TLS endpoint from the inventory, with every default applied."""
 
@@ -78,7 +78,7 @@ class Endpoint:
         return dict(self.labels)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inventory:
     endpoints: tuple[Endpoint, ...]
     pinsets: Mapping[str, Pinset]

@@ -36,7 +36,7 @@ class Phase(str, enum.Enum):
     HANDSHAKE = "handshake"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeFailure:
     """One failed probe of one address (or of a name that did not resolve)."""
 
@@ -47,7 +47,7 @@ class ProbeFailure:
     phase: Phase | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """A completed handshake with one address: what was served, unverified."""
 

@@ -297,8 +297,9 @@ def _facts(cert: x509.Certificate, der_sha256: bytes, spki: bytes) -> CertFacts:
 
 def normalise_name(name: str) -> str:
     """Lower-case, one trailing dot stripped: the name certificates are checked for."""
-    name = name.strip().lower()
-    return name[:-1] if name.endswith(".") else name
+    normal = name.strip().lower()
+    normal = normal[:-1] if normal.endswith(".") else normal
+    return name if normal == name else normal  # the endpoint's own string when it is one
 
 
 # What ipaddress.ip_address can read from a str: IPv4 is ASCII digits and dots,

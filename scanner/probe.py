@@ -26,6 +26,7 @@ import ipaddress
 import os
 import re
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -639,7 +640,8 @@ async def _probe_until(
             else:
                 await _handshake(conn, sock)
             finished = trio.current_time()
-            version = conn.get_protocol_version_name()
+            # Interned: the same few versions, ciphers and protocols on every endpoint.
+            version = sys.intern(conn.get_protocol_version_name())
             tls_scts = None
             if options.scts:
                 tls_scts = tls_extension_scts(
@@ -650,8 +652,9 @@ async def _probe_until(
                 port=port,
                 served=served_chain(conn),
                 tls_version=version,
-                cipher=conn.get_cipher_name() or "",
-                alpn=conn.get_alpn_proto_negotiated().decode("ascii", "replace") or None,
+                cipher=sys.intern(conn.get_cipher_name() or ""),
+                alpn=sys.intern(conn.get_alpn_proto_negotiated().decode("ascii", "replace"))
+                or None,
                 connect_seconds=connected - started,
                 handshake_seconds=finished - connected,
                 ocsp_response=(capture.ocsp or b"") if options.ocsp else None,

@@ -61,6 +61,10 @@ class ProtocolFacts:
     caa: CaaVerdict | None = None  # None: not asked, or nothing to look up
 
 
+# What an address without OCSP, CT or CAA judging has: one for the whole scan.
+_NO_FACTS = ProtocolFacts()
+
+
 # What reading a hostile certificate's fields raises besides ValueError.
 _X509_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
                 x509.InvalidVersion)  # fmt: skip
@@ -218,7 +222,7 @@ def protocol_findings(
     """The protocol findings of one address, and the facts behind them."""
     found = _tls_version(endpoint, observation)
     if not (endpoint.ocsp or endpoint.ct or endpoint.caa):
-        return tuple(found), ProtocolFacts()
+        return tuple(found), _NO_FACTS
     with warnings.catch_warnings():
         # Odd but readable fields (a negative serial) make the library warn
         # when read: a served certificate must not print to the scan's stderr.
@@ -242,7 +246,7 @@ def _judged(  # the judgements an endpoint asked for
     found: list[Finding] = []
     leaf = _leaf(observation)
     if leaf is None:
-        return tuple(found), ProtocolFacts()
+        return tuple(found), _NO_FACTS
     staple = None
     if endpoint.ocsp and observation.ocsp_response is not None:
         staple = judge_staple(observation.ocsp_response, observation.served[0],

@@ -118,6 +118,9 @@ _DEFAULT_KEYS = (
 _ROOT_KEYS = ("version", "defaults", "include", "pinsets", "endpoints")
 # Read before the endpoints: when written after them, the file is composed whole.
 _READ_FIRST = frozenset({"defaults"})
+# Distinct (base, layer) settings shared between endpoints (beyond, each endpoint
+# holds its own: the sharing saves memory, it never changes a value).
+_MAX_SHARED_SETTINGS = 4096
 # Endpoints are read one by one as they are composed, when the file allows it
 # (False only in tests, to compare with reading whole documents).
 STREAMING = True
@@ -224,10 +227,10 @@ class _Draft:
     path: str
     host: str | None  # None: missing or invalid (already reported)
     name: str | None  # explicit or default; None when it cannot be known
-    name_at: tuple[Location, str]
+    name_at: Location | None  # where `name:` is written; None: not written (the endpoint's)
     sni: str | None
     settings: _Effective
-    pinset_ref: tuple[str, Location, str] | None  # name, where, path
+    pinset_ref: tuple[str, Location] | None  # the name and where (at path.pinset)
     inline: tuple[Pin, ...] | None
     inline_at: Location | None
     clean: bool  # no problem found inside the endpoint
@@ -329,6 +332,8 @@ class _Run:
         # key files named by pins (`key:`), read once each: real path → key or why not
         self.key_files: dict[str, KeyMaterial | str] = {}
         self.label_sets: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+        # settings made by applying a layer to a base: (id(base), layer) → (base, settings)
+        self.settings_made: dict[tuple[int, tuple[Any, ...]], tuple[_Effective, _Effective]] = {}
 
     def add(self, location: Location, path: str, message: str) -> None:
         key = (location, message)  # the same node reached through aliases: once
@@ -357,8 +362,10 @@ class _Run:
     def read_text(self, text: str, ref: FileRef) -> None:
         self.files.append(ref.name)
         self.read_paths.update(real for real, _ in ref.chain[-1:])
-        if STREAMING and self._read_streaming(text, ref):
-            return
+        if not (STREAMING and self._read_streaming(text, ref)):
+            self._read_whole(text, ref)
+
+    def _read_whole(self, text: str, ref: FileRef) -> None:
         composed = compose(text, ref.name)
         for where, path, message in composed.problems:
             self.add(where, path, message)
@@ -369,7 +376,7 @@ class _Run:
         """Read a file whose endpoints are read one by one as they are composed
         (``compose_streaming``); False, with nothing of it kept, when the file
         must be composed whole. The same drafts and problems either way
-        (``tests/test_inventory_streaming.py``)."""
+        (``tests/test_inventory_speed.py``)."""
         source = _Source(self, ref, set())
         drafts, problems, root_settings = len(self.drafts), len(self.problems), self.root_settings
         composed = compose_streaming(text, "endpoints", _READ_FIRST, source.stream_endpoint)
@@ -402,7 +409,11 @@ class _Run:
             pinset = self._effective_pinset(draft)
             if draft.name is not None:
                 if draft.name in first_at:
-                    where, path = draft.name_at
+                    where, path = (
+                        (draft.name_at, join(draft.path, "name"))
+                        if draft.name_at is not None
+                        else (draft.location, draft.path)
+                    )
                     self.add(
                         where,
                         path,
@@ -450,7 +461,8 @@ class _Run:
                 else Pinset(INLINE, draft.inline, None, draft.inline_at, draft.inline_offline)
             )
         if draft.pinset_ref is not None:
-            name, where, path = draft.pinset_ref
+            name, where = draft.pinset_ref
+            path = join(draft.path, "pinset")
             named = self.pinsets.get(name)
             if named is None and name in self.broken_pinsets:
                 return None
@@ -472,6 +484,19 @@ class _Run:
         if close:
             return f"did you mean {close[0]!r}?"
         return "defined: " + ", ".join(sorted(self.pinsets))
+
+
+def _layer_key(layer: _Layer, base: _Effective) -> tuple[int, tuple[Any, ...]] | None:
+    """What identifies `layer` applied to `base`, or None when a value cannot say."""
+    items = []
+    for name, value in sorted(layer.values.items()):
+        items.append((name, tuple(sorted(value.items())) if isinstance(value, dict) else value))
+    key = (id(base), tuple(items))
+    try:
+        hash(key)
+    except TypeError:  # pragma: no cover - every setting's value is hashable but labels
+        return None
+    return key
 
 
 def _endpoint(
@@ -578,8 +603,19 @@ class _Source(NodeReader):
         return settings
 
     def apply(self, layer: _Layer, base: _Effective) -> _Effective:
-        """Apply a layer, checking critical_days <= warn_days where the layer sets one."""
-        settings = layer.apply(base)
+        """Apply a layer, checking critical_days <= warn_days where the layer sets one.
+
+        Equal layers over the same base give one shared result: thousands of
+        endpoints set the same few labels (or ports), and each held its own
+        settings and labels until the inventory was built."""
+        key = _layer_key(layer, base)
+        cached = self.run.settings_made.get(key) if key is not None else None
+        if cached is not None:
+            settings = cached[1]
+        else:
+            settings = layer.apply(base)
+            if key is not None and len(self.run.settings_made) < _MAX_SHARED_SETTINGS:
+                self.run.settings_made[key] = (base, settings)  # base kept: its id stays its own
         if layer.threshold_at is not None and settings.critical_days > settings.warn_days:
             where, path = layer.threshold_at
             self.run.add(
@@ -1000,7 +1036,8 @@ class _Source(NodeReader):
         if "pinset" in fields:
             ref = self.string(fields["pinset"], join(path, "pinset"))
             if ref is not None:
-                pinset_ref = (ref, self.at(fields["pinset"]), join(path, "pinset"))
+                # interned: a few pin-set names over thousands of endpoints
+                pinset_ref = (sys.intern(ref), self.at(fields["pinset"]))
         inline = inline_at = None
         inline_offline: frozenset[Pin] = frozenset()
         if "pins" in fields:
@@ -1008,7 +1045,7 @@ class _Source(NodeReader):
             if read is not None:
                 inline, inline_offline = read
             inline_at = self.at(fields["pins"])
-        name, name_at = self.endpoint_name(fields.get("name"), path, node)
+        name, name_at = self.endpoint_name(fields.get("name"), path)
         port_ok = "port" not in fields or "port" in layer.values
         if "name" not in fields and host is not None and sni_ok and port_ok:
             name = default_name(host, settings.effective_port, sni)
@@ -1061,17 +1098,16 @@ class _Source(NodeReader):
             return None, False
         return text, True
 
-    def endpoint_name(
-        self, node: Node | None, path: str, endpoint: Node
-    ) -> tuple[str | None, tuple[Location, str]]:
+    def endpoint_name(self, node: Node | None, path: str) -> tuple[str | None, Location | None]:
+        """The name written and where (None, None: no `name:`)."""
         if node is None:
-            return None, (self.at(endpoint), path)
+            return None, None
         where = join(path, "name")
         text = self.string(node, where)
         if text is not None and not text.strip():
             self.report(node, where, "name must not be empty")
             text = None
-        return text, (self.at(node), where)
+        return text, self.at(node)
 
     # includes
 

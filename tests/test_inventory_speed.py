@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from scanner.errors import InventoryError
-from scanner.inventory import load_inventory_text, names, schema, yamlnodes
+from scanner.inventory import load_inventory, load_inventory_text, names, schema, yamlnodes
 from scanner.units import is_ip_address
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -348,6 +348,25 @@ def test_endpoints_read_as_composed_give_the_same_inventory(
     text = STREAM_CORPUS[index]
     streamed = _load(text, streaming=True, monkeypatch=monkeypatch)
     assert streamed == _load(text, streaming=False, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("index", range(len(STREAM_CORPUS)))
+def test_files_read_as_composed_give_the_same_inventory(
+    index: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same from a file, whose bytes libyaml reads without a decoded copy
+    (a file that is not UTF-8 is refused before either way)."""
+    path = tmp_path / "inv.yaml"
+    path.write_bytes(STREAM_CORPUS[index].encode("utf-8", "surrogatepass"))
+    found = []
+    for streaming in (True, False):
+        with monkeypatch.context() as patch:
+            patch.setattr(schema, "STREAMING", streaming)
+            try:
+                found.append(repr(load_inventory(path)).replace(str(tmp_path), "TMP"))
+            except InventoryError as exc:
+                found.append("\n".join(str(p) for p in exc.problems))
+    assert found[0] == found[1]
 
 
 @pytest.mark.parametrize(

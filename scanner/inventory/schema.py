@@ -357,7 +357,17 @@ class _Run:
             self.files.append(ref.name)
             self.add(text[0], "", text[1])
             return
-        self.read_text(text, ref)
+        if not STREAMING:
+            self.read_text(text, ref)
+            return
+        # Valid UTF-8: libyaml reads the bytes themselves, without the text and
+        # the UTF-8 copy it makes of a str (two copies of the file less while
+        # composing); the text is decoded again only if it must be read whole.
+        del text
+        self.files.append(ref.name)
+        self.read_paths.update(real for real, _ in ref.chain[-1:])
+        if not self._read_streaming(data, ref):
+            self._read_whole(data.decode("utf-8"), ref)
 
     def read_text(self, text: str, ref: FileRef) -> None:
         self.files.append(ref.name)
@@ -372,7 +382,7 @@ class _Run:
         if composed.usable:
             _Source(self, ref, composed.bad).read_document(composed.root)
 
-    def _read_streaming(self, text: str, ref: FileRef) -> bool:
+    def _read_streaming(self, text: str | bytes, ref: FileRef) -> bool:
         """Read a file whose endpoints are read one by one as they are composed
         (``compose_streaming``); False, with nothing of it kept, when the file
         must be composed whole. The same drafts and problems either way

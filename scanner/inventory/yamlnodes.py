@@ -192,7 +192,7 @@ if getattr(yaml, "__with_libyaml__", False):
         included, is reported by composing again with _CLoader (see
         _compose_fast)."""
 
-        def __init__(self, stream: str) -> None:
+        def __init__(self, stream: str | bytes) -> None:
             yaml.CSafeLoader.__init__(self, stream)
             self.nodes = 0  # composed, aliases not counted
             self.depth = 0
@@ -231,7 +231,9 @@ if getattr(yaml, "__with_libyaml__", False):
         complete; the last one is complete when the next key of the root
         begins, or when the document ends."""
 
-        def __init__(self, stream: str, key: str, first: frozenset[str], take: Take) -> None:
+        def __init__(
+            self, stream: str | bytes, key: str, first: frozenset[str], take: Take
+        ) -> None:
             super().__init__(stream)
             self.key = key
             self.first = first
@@ -351,7 +353,9 @@ def compose(text: str, name: str) -> Composed:
     return composed
 
 
-def compose_streaming(text: str, key: str, first: frozenset[str], take: Take) -> Composed | None:
+def compose_streaming(
+    text: str | bytes, key: str, first: frozenset[str], take: Take
+) -> Composed | None:
     """Compose a document whose root mapping holds one long list under `key`,
     handing each item of that list to ``take(item, index, before)`` as soon
     as it is composed and dropping it from the tree; `before` holds the root's
@@ -368,8 +372,12 @@ def compose_streaming(text: str, key: str, first: frozenset[str], take: Take) ->
     problem or bound, which compose() then reports.
 
     What is returned is what compose() would give for such a document, but
-    for the list's items (None): no tag to refuse, nothing to inspect."""
-    if _STREAMER is None or _Loader is not _CLoader or "&" in text:
+    for the list's items (None): no tag to refuse, nothing to inspect.
+    `text` may be the file's bytes, valid UTF-8 (libyaml then makes no copy).
+    """
+    if _STREAMER is None or _Loader is not _CLoader:
+        return None
+    if ("&" in text) if isinstance(text, str) else (b"&" in text):
         return None
     try:
         loader = _STREAMER(text, key, first, take)

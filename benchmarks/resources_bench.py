@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,37 +73,29 @@ def _watch_fds(launcher: int, stop: threading.Event, peak: list[int]) -> None:
 
 
 def measure(command: list[str], endpoints: int, report: Path) -> Figures:
-    """CPU and peak RSS of the scan, forked by a small launcher: a child forked
-    by this process (which holds the whole fleet's PKI) would count this
-    process's RSS as its own (benchmarks/realistic/launch.py)."""
-    with tempfile.NamedTemporaryFile("r", prefix="pinaudit-usage-") as usage_file:
-        start = time.perf_counter()
-        launched = [sys.executable, "-I", "-S", str(procs.LAUNCH), usage_file.name, *command]
-        proc = subprocess.Popen(
-            launched, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    """CPU and peak RSS of the scan (forked by the small launcher of
+    ``procs.run_child``: this process holds the whole fleet's PKI, and a child
+    it forks would count that RSS as its own); its open files watched."""
+    stop, peak = threading.Event(), [0]
+    watcher: list[threading.Thread] = []
+
+    def watch(launcher: int) -> None:
+        watcher.append(
+            threading.Thread(target=_watch_fds, args=(launcher, stop, peak), daemon=True)
         )
-        stop, peak = threading.Event(), [0]
-        watcher = threading.Thread(target=_watch_fds, args=(proc.pid, stop, peak), daemon=True)
-        watcher.start()
-        err = proc.stderr.read().decode() if proc.stderr else ""  # until it exits
-        code = proc.wait()
-        wall = time.perf_counter() - start
-        stop.set()
-        watcher.join()
-        if proc.stderr:
-            proc.stderr.close()
-        utime, stime, maxrss_kib = usage_file.read().split()
+        watcher[0].start()
+
+    figures, code, err = procs.run_child(
+        "pinaudit", command, endpoints, cpus=None, cwd=ROOT, started=watch
+    )
+    stop.set()
+    for thread in watcher:
+        thread.join()
     if code not in (0, 1):
         raise SystemExit(f"scan failed with exit {code}:\n{err}")
     summary = json.loads(report.read_text())["summary"]
     return Figures(
-        endpoints,
-        int(maxrss_kib) / 1024,
-        peak[0],
-        float(utime) + float(stime),
-        wall,
-        code,
-        summary,
+        endpoints, figures.peak_rss_mib, peak[0], figures.cpu, figures.wall, code, summary
     )
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,11 +155,18 @@ LAUNCH = Path(__file__).with_name("launch.py")
 
 
 def run_child(
-    client: str, command: Sequence[str], n: int, *, cpus: set[int] | None, cwd: Path
+    client: str,
+    command: Sequence[str],
+    n: int,
+    *,
+    cpus: set[int] | None,
+    cwd: Path,
+    started: Callable[[int], None] | None = None,
 ) -> tuple[Figures, int, str]:
     """Run a client to completion; CPU and peak RSS from wait4 of the client,
     forked by a small launcher (launch.py: a child forked by this process
-    would count this process's RSS as its own)."""
+    would count this process's RSS as its own). `started` is called with the
+    launcher's pid once it runs (the client is its only child)."""
     with tempfile.NamedTemporaryFile("r", prefix="pinaudit-usage-") as usage_file:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -171,6 +178,8 @@ def run_child(
             preexec_fn=pinned(cpus),  # noqa: PLW1509
         )
         assert proc.stderr is not None
+        if started is not None:
+            started(proc.pid)
         err = proc.stderr.read().decode(errors="replace")  # until it exits: no deadlock
         proc.wait()
         wall = time.perf_counter() - start

@@ -364,16 +364,19 @@ class _Run:
         # the UTF-8 copy it makes of a str (two copies of the file less while
         # composing); the text is decoded again only if it must be read whole.
         del text
-        self.files.append(ref.name)
-        self.read_paths.update(real for real, _ in ref.chain[-1:])
+        self._begin(ref)
         if not self._read_streaming(data, ref):
             self._read_whole(data.decode("utf-8"), ref)
 
     def read_text(self, text: str, ref: FileRef) -> None:
-        self.files.append(ref.name)
-        self.read_paths.update(real for real, _ in ref.chain[-1:])
+        self._begin(ref)
         if not (STREAMING and self._read_streaming(text, ref)):
             self._read_whole(text, ref)
+
+    def _begin(self, ref: FileRef) -> None:
+        """A file is being read: it is named in problems' order, and read once."""
+        self.files.append(ref.name)
+        self.read_paths.update(real for real, _ in ref.chain[-1:])
 
     def _read_whole(self, text: str, ref: FileRef) -> None:
         composed = compose(text, ref.name)
@@ -618,7 +621,7 @@ class _Source(NodeReader):
         Equal layers over the same base give one shared result: thousands of
         endpoints set the same few labels (or ports), and each held its own
         settings and labels until the inventory was built."""
-        key = _layer_key(layer, base)
+        key = _layer_key(layer, base) if layer.values else None  # nothing set: `base` itself
         cached = self.run.settings_made.get(key) if key is not None else None
         if cached is not None:
             settings = cached[1]
